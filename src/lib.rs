@@ -1,0 +1,10 @@
+//! dli-stop-operator: stops Data Lake Insight (DLI) Flink jobs declared as `JobStopRequest`
+//! resources, calling the batch-stop API at most once per object generation.
+
+pub mod api;
+pub mod connection;
+pub mod controller;
+pub mod dli;
+pub mod sim;
+#[cfg(feature = "testenv")]
+pub mod testenv;
