@@ -2,9 +2,14 @@
 //! resources, calling the batch-stop API at most once per object generation.
 
 pub mod api;
+pub mod check;
 pub mod connection;
 pub mod controller;
 pub mod dli;
+pub mod leader;
+pub mod metrics;
+pub mod server;
 pub mod sim;
+pub mod telemetry;
 #[cfg(feature = "testenv")]
 pub mod testenv;
