@@ -1,1 +1,38 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dli_stop_operator::{api, check};
+
+/// Stops Data Lake Insight (DLI) Flink jobs declared as JobStopRequest resources.
+#[derive(Debug, Parser)]
+#[command(name = "dli-stop-operator", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the JobStopRequest CustomResourceDefinition as YAML.
+    Crd,
+    /// Make one signed read-only call to DLI and say what works and what is wrong.
+    Check(check::CheckArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match api::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: cannot render the CRD: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check(args) => check::run(args).await,
+    }
+}

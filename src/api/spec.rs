@@ -1,0 +1,131 @@
+//! The `JobStopRequest` custom resource: what users commit to Git.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::status::JobStopRequestStatus;
+
+/// Most job ids one request may carry. DLI documents no maximum; 500 keeps one request's
+/// status well inside etcd's object size limit and one call well inside DLI's timeouts.
+pub const MAX_JOB_IDS: usize = 500;
+/// Default for `spec.confirm.timeoutSeconds`.
+pub const DEFAULT_CONFIRM_TIMEOUT_SECONDS: i64 = 900;
+
+/// Stops a batch of DLI Flink jobs, once per generation of this object.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "dli.stop-operator.io",
+    version = "v1alpha1",
+    kind = "JobStopRequest",
+    plural = "jobstoprequests",
+    shortname = "jsr",
+    category = "dli",
+    namespaced,
+    status = "JobStopRequestStatus",
+    derive = "PartialEq",
+    doc = "Stops a batch of Data Lake Insight (DLI) Flink jobs, calling the batch-stop API once per generation.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Jobs", type_ = "integer", json_path = ".status.summary.total"),
+    printcolumn(
+        name = "Succeeded",
+        type_ = "integer",
+        json_path = ".status.summary.succeeded"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.summary.failed"
+    ),
+    printcolumn(
+        name = "Savepoint",
+        type_ = "boolean",
+        json_path = ".spec.triggerSavepoint"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStopRequestSpec {
+    /// DLI Flink job ids to stop (1 to 500 distinct ids, each at least 1).
+    #[schemars(length(min = 1, max = 500), inner(range(min = 1)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub job_ids: Vec<i64>,
+
+    /// Take a savepoint before stopping each job (DLI `trigger_savepoint`).
+    #[serde(default)]
+    pub trigger_savepoint: bool,
+
+    /// A Secret in this request's namespace holding the DLI connection. Without it the
+    /// operator's default connection is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<ConnectionRef>,
+
+    /// Wait until DLI reports the jobs stopped before calling the request finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<ConfirmSpec>,
+
+    /// Change this value to send the same stop again; any change makes a new generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub nonce: Option<String>,
+
+    /// Delete this request that many seconds after it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31_536_000))]
+    pub ttl_seconds_after_finished: Option<i64>,
+}
+
+/// Names the Secret that holds a DLI connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRef {
+    /// Name of a Secret in the request's own namespace.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("connectionRef.name must not be empty"))]
+    #[schemars(length(max = 253))]
+    pub name: String,
+}
+
+/// How the operator confirms that the jobs really stopped.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmSpec {
+    /// Poll DLI job detail until every job is stopped. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Give up confirming after this many seconds (30 to 86400). Default 900.
+    #[serde(default = "default_confirm_timeout")]
+    #[schemars(range(min = 30, max = 86_400))]
+    pub timeout_seconds: i64,
+}
+
+impl Default for ConfirmSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timeout_seconds: DEFAULT_CONFIRM_TIMEOUT_SECONDS,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_confirm_timeout() -> i64 {
+    DEFAULT_CONFIRM_TIMEOUT_SECONDS
+}
+
+impl JobStopRequestSpec {
+    /// The confirmation settings in force, defaults filled in.
+    pub fn confirm(&self) -> ConfirmSpec {
+        self.confirm.clone().unwrap_or_default()
+    }
+}
