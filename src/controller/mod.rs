@@ -1,1 +1,3 @@
-//! placeholder
+//! The controller: watches `JobStopRequest`s and runs the once-per-generation protocol.
+
+pub mod status;

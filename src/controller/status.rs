@@ -1,0 +1,1063 @@
+//! Pure status computation: every transition of the protocol as a function from the old
+//! status (plus what just happened) to the new one. No I/O, no clock: `now` is passed in and
+//! only lands in the status on a transition.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED, SUBMITTED};
+use crate::api::{
+    JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, RequestError, ResponseElement,
+    Submission, SubmissionState, Summary,
+};
+
+/// Condition reasons, CamelCase as Kubernetes expects.
+pub mod reason {
+    pub const CONNECTION_INVALID: &str = "ConnectionInvalid";
+    pub const SUBMITTING: &str = "Submitting";
+    pub const STOP_DELIVERED: &str = "StopDelivered";
+    pub const CONFIRMING: &str = "Confirming";
+    pub const JOBS_STOPPED: &str = "JobsStopped";
+    pub const JOBS_FAILED: &str = "JobsFailed";
+    pub const DLI_REJECTED: &str = "DliRejected";
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const THROTTLED: &str = "Throttled";
+    pub const DLI_UNAVAILABLE: &str = "DliUnavailable";
+    pub const RESOLVING_OUTCOME: &str = "ResolvingOutcome";
+    pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
+    pub const CONFIRM_TIMEOUT: &str = "ConfirmTimeout";
+}
+
+/// What one job's record says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobVerdict {
+    Succeeded,
+    Failed,
+    Pending,
+}
+
+/// How a DLI job status reads for a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStateClass {
+    /// The job is stopped (or was never running): the stop is done.
+    Stopped,
+    /// DLI is stopping it (canceling, taking a savepoint).
+    Stopping,
+    /// DLI tried and failed to stop it.
+    FailedToStop,
+    /// Still running or starting: the stop has not taken effect (yet).
+    Running,
+}
+
+/// Classifies a DLI job `status` string (dli-api.md section 4). Terraform's provider treats
+/// `job_init` and `job_cancel_success` as stopped; `job_finish` and arrears-stopped jobs are
+/// not running either, so a stop has nothing left to do for them.
+pub fn classify_job_state(status: &str) -> JobStateClass {
+    match status {
+        "job_cancel_success"
+        | "job_finish"
+        | "job_init"
+        | "job_arrearage_stopped"
+        | "job_submit_fail" => JobStateClass::Stopped,
+        "job_canceling" | "job_savepointing" => JobStateClass::Stopping,
+        "job_cancel_fail" => JobStateClass::FailedToStop,
+        _ => JobStateClass::Running,
+    }
+}
+
+/// The verdict for one job given whether confirmation is on.
+pub fn job_verdict(result: &JobResult, confirm: bool) -> JobVerdict {
+    if result.is_success == Some(false) {
+        return JobVerdict::Failed;
+    }
+    match result.state.as_deref().map(classify_job_state) {
+        Some(JobStateClass::Stopped) => JobVerdict::Succeeded,
+        Some(JobStateClass::FailedToStop) => JobVerdict::Failed,
+        _ if result.is_success == Some(true) && !confirm => JobVerdict::Succeeded,
+        _ => JobVerdict::Pending,
+    }
+}
+
+/// Counts verdicts over the results; `timed_out` turns the still-pending into failures.
+pub fn summarize(results: &[JobResult], confirm: bool, timed_out: bool) -> Summary {
+    let mut summary = Summary {
+        total: u32::try_from(results.len()).unwrap_or(u32::MAX),
+        ..Summary::default()
+    };
+    for result in results {
+        match job_verdict(result, confirm) {
+            JobVerdict::Succeeded => summary.succeeded += 1,
+            JobVerdict::Failed => summary.failed += 1,
+            JobVerdict::Pending if timed_out => summary.failed += 1,
+            JobVerdict::Pending => summary.pending += 1,
+        }
+    }
+    summary
+}
+
+/// Where a generation stands, in the terms the conditions speak.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub phase: Phase,
+    pub reason: &'static str,
+    pub message: String,
+    /// Whether DLI accepted the call for this generation.
+    pub submitted: bool,
+}
+
+/// Writes phase, conditions and (on reaching a final phase) `finishedAt` from a verdict.
+pub fn apply_verdict(
+    status: &mut JobStopRequestStatus,
+    verdict: Verdict,
+    generation: i64,
+    now: &Time,
+) {
+    let final_phase = verdict.phase.is_final();
+    let became_final =
+        final_phase && (status.phase != Some(verdict.phase) || status.finished_at.is_none());
+    let ready = verdict.phase == Phase::Succeeded;
+    let stalled = matches!(
+        verdict.phase,
+        Phase::PartiallyFailed | Phase::Failed | Phase::Unknown
+    );
+    let list = &mut status.conditions;
+    conditions::set(
+        list,
+        DesiredCondition::new(READY, ready, verdict.reason, verdict.message.clone()),
+        generation,
+        now,
+    );
+    conditions::set(
+        list,
+        DesiredCondition::new(
+            RECONCILING,
+            !final_phase,
+            verdict.reason,
+            verdict.message.clone(),
+        ),
+        generation,
+        now,
+    );
+    conditions::set(
+        list,
+        DesiredCondition::new(
+            STALLED,
+            stalled,
+            verdict.reason,
+            if stalled {
+                verdict.message.clone()
+            } else {
+                String::new()
+            },
+        ),
+        generation,
+        now,
+    );
+    let submitted_reason = if verdict.submitted {
+        reason::STOP_DELIVERED
+    } else {
+        verdict.reason
+    };
+    let submitted_message = if verdict.submitted {
+        "DLI accepted the stop call".to_string()
+    } else {
+        verdict.message.clone()
+    };
+    conditions::set(
+        list,
+        DesiredCondition::new(
+            SUBMITTED,
+            verdict.submitted,
+            submitted_reason,
+            submitted_message,
+        ),
+        generation,
+        now,
+    );
+    status.phase = Some(verdict.phase);
+    if became_final {
+        status.finished_at = Some(now.clone());
+    } else if !final_phase {
+        status.finished_at = None;
+    }
+}
+
+/// A connection that cannot be used: nothing is claimed, the request waits for a fix.
+pub fn connection_invalid(
+    old: &JobStopRequestStatus,
+    generation: i64,
+    message: &str,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    apply_verdict(
+        &mut status,
+        Verdict {
+            phase: Phase::Pending,
+            reason: reason::CONNECTION_INVALID,
+            message: message.to_string(),
+            submitted: false,
+        },
+        generation,
+        now,
+    );
+    status
+}
+
+/// Step 3: the write-ahead claim of `generation`, made before every try.
+pub fn claim(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    holder: &str,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    let previous = old
+        .submission
+        .as_ref()
+        .filter(|s| s.generation == generation);
+    let attempts = previous.map_or(0, |s| s.attempts) + 1;
+    status.submission = Some(Submission {
+        generation,
+        claimed_at: Some(
+            previous
+                .and_then(|s| s.claimed_at.clone())
+                .unwrap_or_else(|| now.clone()),
+        ),
+        claimed_by: Some(holder.to_string()),
+        state: SubmissionState::InFlight,
+        submitted_at: None,
+        request_id: None,
+        http_status: None,
+        attempts,
+    });
+    if previous.is_none() {
+        status.results = spec
+            .job_ids
+            .iter()
+            .map(|&job_id| JobResult {
+                job_id,
+                ..JobResult::default()
+            })
+            .collect();
+        status.response.clear();
+        status.error = None;
+        status.summary = Some(summarize(&status.results, true, false));
+    }
+    let message = if attempts == 1 {
+        format!("Calling DLI to stop {} job(s)", spec.job_ids.len())
+    } else {
+        format!(
+            "Calling DLI to stop {} job(s), attempt {attempts}",
+            spec.job_ids.len()
+        )
+    };
+    apply_verdict(
+        &mut status,
+        Verdict {
+            phase: Phase::Submitting,
+            reason: reason::SUBMITTING,
+            message,
+            submitted: false,
+        },
+        generation,
+        now,
+    );
+    status
+}
+
+/// What DLI said for one job, after the answer-array mapping rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobAnswer {
+    pub job_id: i64,
+    /// `None` when the answer's shape does not say which element belongs to this job.
+    pub outcome: Option<(bool, String)>,
+}
+
+/// A 200 answer from the batch-stop call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub http_status: u16,
+    pub request_id: Option<String>,
+    pub elements: Vec<ResponseElement>,
+    pub jobs: Vec<JobAnswer>,
+}
+
+/// Step 4, delivered: per-job results recorded, the call for this generation is done.
+pub fn delivered(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    answer: &Delivered,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    if let Some(submission) = status.submission.as_mut() {
+        submission.state = SubmissionState::Answered;
+        submission.submitted_at = Some(now.clone());
+        submission.request_id = answer.request_id.clone();
+        submission.http_status = Some(answer.http_status);
+    }
+    status.observed_generation = Some(generation);
+    status.response = answer.elements.clone();
+    status.error = None;
+    status.results = answer
+        .jobs
+        .iter()
+        .map(|job| JobResult {
+            job_id: job.job_id,
+            is_success: job.outcome.as_ref().map(|(ok, _)| *ok),
+            message: job.outcome.as_ref().map(|(_, message)| message.clone()),
+            state: None,
+            savepoint_path: None,
+        })
+        .collect();
+    let confirm = spec.confirm().enabled;
+    settle(&mut status, spec, generation, confirm, false, now);
+    status
+}
+
+/// Step 4, rejected: DLI refused the request with an error body. Final, no retry.
+pub fn rejected(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    error: RequestError,
+    request_id: Option<String>,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    if let Some(submission) = status.submission.as_mut() {
+        submission.state = SubmissionState::Answered;
+        submission.submitted_at = Some(now.clone());
+        submission.request_id = request_id;
+        submission.http_status = error.http_status;
+    }
+    let described = describe_error(&error);
+    status.observed_generation = Some(generation);
+    status.results = spec
+        .job_ids
+        .iter()
+        .map(|&job_id| JobResult {
+            job_id,
+            is_success: Some(false),
+            message: Some(format!("not stopped: {described}")),
+            ..JobResult::default()
+        })
+        .collect();
+    status.response.clear();
+    status.summary = Some(summarize(&status.results, false, false));
+    status.error = Some(error);
+    apply_verdict(
+        &mut status,
+        Verdict {
+            phase: Phase::Failed,
+            reason: reason::DLI_REJECTED,
+            message: format!("DLI rejected the stop call: {described}"),
+            submitted: false,
+        },
+        generation,
+        now,
+    );
+    status
+}
+
+/// Why a try certainly did not reach DLI, in the terms of a condition reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotDeliveredReason {
+    Unauthorized,
+    Throttled,
+    Unavailable,
+}
+
+/// Step 4, not delivered: the claim stays, the next try is safe and scheduled.
+pub fn not_delivered(
+    old: &JobStopRequestStatus,
+    generation: i64,
+    why: NotDeliveredReason,
+    message: &str,
+    retry_in: std::time::Duration,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    let attempts = status.submission.as_ref().map_or(0, |s| s.attempts);
+    if let Some(submission) = status.submission.as_mut() {
+        submission.state = SubmissionState::NotDelivered;
+    }
+    let reason = match why {
+        NotDeliveredReason::Unauthorized => reason::UNAUTHORIZED,
+        NotDeliveredReason::Throttled => reason::THROTTLED,
+        NotDeliveredReason::Unavailable => reason::DLI_UNAVAILABLE,
+    };
+    apply_verdict(
+        &mut status,
+        Verdict {
+            phase: Phase::Submitting,
+            reason,
+            message: format!(
+                "Attempt {attempts} did not reach DLI ({message}); retrying in {}s",
+                retry_in.as_secs()
+            ),
+            submitted: false,
+        },
+        generation,
+        now,
+    );
+    status
+}
+
+/// Step 4, ambiguous: the call may have reached DLI. Never resent; resolved read-only.
+pub fn ambiguous(
+    old: &JobStopRequestStatus,
+    generation: i64,
+    message: &str,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    if let Some(submission) = status.submission.as_mut() {
+        submission.state = SubmissionState::Ambiguous;
+    }
+    apply_verdict(
+        &mut status,
+        Verdict {
+            phase: Phase::Submitting,
+            reason: reason::RESOLVING_OUTCOME,
+            message: format!(
+                "The stop call may have reached DLI ({message}); checking the jobs' states instead of sending it again"
+            ),
+            submitted: false,
+        },
+        generation,
+        now,
+    );
+    status
+}
+
+/// What job detail said about one job, or `None` when the job no longer exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobObservation {
+    pub job_id: i64,
+    pub status: Option<String>,
+    pub savepoint_path: Option<String>,
+}
+
+/// Step 2: an unanswered claim resolved through job detail. Jobs found stopping or stopped
+/// count as delivered; if any is not, the outcome is unknown and a human decides.
+pub fn resolved(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    observations: &[JobObservation],
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    status.observed_generation = Some(generation);
+    status.response.clear();
+    status.error = None;
+    let mut undelivered = Vec::new();
+    status.results = spec
+        .job_ids
+        .iter()
+        .map(|&job_id| {
+            let observation = observations.iter().find(|o| o.job_id == job_id);
+            let state = observation.and_then(|o| o.status.clone());
+            let delivered = state.as_deref().is_some_and(|s| {
+                matches!(
+                    classify_job_state(s),
+                    JobStateClass::Stopped | JobStateClass::Stopping
+                )
+            });
+            if !delivered {
+                undelivered.push(job_id);
+            }
+            JobResult {
+                job_id,
+                is_success: delivered.then_some(true),
+                message: Some(if delivered {
+                    "no answer from DLI; the job's state shows the stop was delivered".to_string()
+                } else {
+                    "no answer from DLI and the job's state does not show the stop".to_string()
+                }),
+                state,
+                savepoint_path: observation.and_then(|o| o.savepoint_path.clone()),
+            }
+        })
+        .collect();
+    if let Some(submission) = status.submission.as_mut() {
+        submission.state = SubmissionState::Ambiguous;
+    }
+    if undelivered.is_empty() {
+        settle(
+            &mut status,
+            spec,
+            generation,
+            spec.confirm().enabled,
+            false,
+            now,
+        );
+    } else {
+        status.summary = Some(summarize(&status.results, true, false));
+        let ids = join_ids(&undelivered);
+        apply_verdict(
+            &mut status,
+            Verdict {
+                phase: Phase::Unknown,
+                reason: reason::OUTCOME_UNKNOWN,
+                message: format!(
+                    "The stop call got no answer and job(s) {ids} do not show it; it was not sent again. \
+                     Check the jobs in DLI, then change spec.nonce to send the stop again"
+                ),
+                submitted: false,
+            },
+            generation,
+            now,
+        );
+    }
+    status
+}
+
+/// Step 6: merge job-detail observations into the results and settle the phase.
+/// `timed_out` ends confirmation: jobs still not stopped count as failed.
+pub fn confirmed(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    observations: &[JobObservation],
+    timed_out: bool,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    for result in &mut status.results {
+        let Some(observation) = observations.iter().find(|o| o.job_id == result.job_id) else {
+            continue;
+        };
+        match &observation.status {
+            Some(state) => result.state = Some(state.clone()),
+            None => {
+                result.is_success = Some(false);
+                result.message = Some("the job no longer exists in DLI".to_string());
+            }
+        }
+        if observation.savepoint_path.is_some() {
+            result.savepoint_path = observation.savepoint_path.clone();
+        }
+    }
+    settle(&mut status, spec, generation, true, timed_out, now);
+    status
+}
+
+/// Summary, phase and conditions from the per-job results.
+fn settle(
+    status: &mut JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    confirm: bool,
+    timed_out: bool,
+    now: &Time,
+) {
+    let summary = summarize(&status.results, confirm, timed_out);
+    status.summary = Some(summary);
+    let total = summary.total;
+    let verdict = if summary.pending > 0 {
+        Verdict {
+            phase: Phase::Confirming,
+            reason: reason::CONFIRMING,
+            message: format!(
+                "{} of {total} job(s) stopped; waiting for DLI to stop the rest",
+                summary.succeeded
+            ),
+            submitted: true,
+        }
+    } else if summary.failed == 0 {
+        let (reason, message) = if confirm {
+            (reason::JOBS_STOPPED, format!("All {total} job(s) stopped"))
+        } else {
+            (
+                reason::STOP_DELIVERED,
+                format!("DLI accepted the stop of all {total} job(s)"),
+            )
+        };
+        Verdict {
+            phase: Phase::Succeeded,
+            reason,
+            message,
+            submitted: true,
+        }
+    } else {
+        let failed: Vec<i64> = status
+            .results
+            .iter()
+            .filter(|r| job_verdict(r, confirm) != JobVerdict::Succeeded)
+            .map(|r| r.job_id)
+            .collect();
+        let phase = if summary.succeeded == 0 {
+            Phase::Failed
+        } else {
+            Phase::PartiallyFailed
+        };
+        let (reason, message) = if timed_out {
+            (
+                reason::CONFIRM_TIMEOUT,
+                format!(
+                    "{} of {total} job(s) not stopped within {}s: {}",
+                    summary.failed,
+                    spec.confirm().timeout_seconds,
+                    join_ids(&failed)
+                ),
+            )
+        } else {
+            (
+                reason::JOBS_FAILED,
+                format!(
+                    "{} of {total} job(s) failed to stop: {}",
+                    summary.failed,
+                    describe_failures(&status.results, &failed)
+                ),
+            )
+        };
+        Verdict {
+            phase,
+            reason,
+            message,
+            submitted: true,
+        }
+    };
+    apply_verdict(status, verdict, generation, now);
+}
+
+fn describe_error(error: &RequestError) -> String {
+    match (&error.code, error.http_status) {
+        (Some(code), Some(http)) => format!("HTTP {http} {code}: {}", error.message),
+        (None, Some(http)) => format!("HTTP {http}: {}", error.message),
+        (Some(code), None) => format!("{code}: {}", error.message),
+        (None, None) => error.message.clone(),
+    }
+}
+
+fn describe_failures(results: &[JobResult], failed: &[i64]) -> String {
+    failed
+        .iter()
+        .map(|id| {
+            let message = results
+                .iter()
+                .find(|r| r.job_id == *id)
+                .and_then(|r| r.message.clone().or_else(|| r.state.clone()))
+                .unwrap_or_default();
+            if message.is_empty() {
+                id.to_string()
+            } else {
+                format!("{id} ({message})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn join_ids(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::ConfirmSpec;
+
+    fn time(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
+    }
+
+    fn spec(ids: &[i64], confirm: bool) -> JobStopRequestSpec {
+        JobStopRequestSpec {
+            job_ids: ids.to_vec(),
+            trigger_savepoint: false,
+            connection_ref: None,
+            confirm: Some(ConfirmSpec {
+                enabled: confirm,
+                timeout_seconds: 60,
+            }),
+            nonce: None,
+            ttl_seconds_after_finished: None,
+        }
+    }
+
+    fn answer(jobs: &[(i64, Option<bool>)]) -> Delivered {
+        Delivered {
+            http_status: 200,
+            request_id: Some("req-1".into()),
+            elements: vec![ResponseElement {
+                is_success: true,
+                message: "delivered".into(),
+            }],
+            jobs: jobs
+                .iter()
+                .map(|&(job_id, ok)| JobAnswer {
+                    job_id,
+                    outcome: ok.map(|ok| {
+                        (
+                            ok,
+                            if ok {
+                                "delivered".into()
+                            } else {
+                                "job is not running".into()
+                            },
+                        )
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    fn observe(job_id: i64, status: &str) -> JobObservation {
+        JobObservation {
+            job_id,
+            status: Some(status.into()),
+            savepoint_path: None,
+        }
+    }
+
+    fn condition<'a>(status: &'a JobStopRequestStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = conditions::find(&status.conditions, type_).expect("condition present");
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn claim_is_written_before_the_call_and_resets_results() {
+        let spec = spec(&[128, 137], true);
+        let status = claim(&JobStopRequestStatus::default(), &spec, 3, "op-a", &time(0));
+        let submission = status.submission.clone().expect("claimed");
+        assert_eq!(submission.generation, 3);
+        assert_eq!(submission.attempts, 1);
+        assert_eq!(submission.state, SubmissionState::InFlight);
+        assert_eq!(submission.claimed_at, Some(time(0)));
+        assert_eq!(status.phase, Some(Phase::Submitting));
+        assert_eq!(status.observed_generation, None);
+        assert_eq!(status.summary.map(|s| (s.total, s.pending)), Some((2, 2)));
+        assert_eq!(
+            condition(&status, RECONCILING),
+            ("True", reason::SUBMITTING)
+        );
+        assert_eq!(condition(&status, READY).0, "False");
+    }
+
+    #[test]
+    fn retry_after_not_delivered_keeps_the_claim_time_and_counts_attempts() {
+        let spec = spec(&[1], true);
+        let first = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let failed = not_delivered(
+            &first,
+            1,
+            NotDeliveredReason::Throttled,
+            "HTTP 429",
+            Duration::from_secs(4),
+            &time(1),
+        );
+        assert_eq!(
+            failed.submission.as_ref().map(|s| s.state),
+            Some(SubmissionState::NotDelivered)
+        );
+        assert_eq!(condition(&failed, RECONCILING), ("True", reason::THROTTLED));
+        assert!(
+            conditions::find(&failed.conditions, READY)
+                .is_some_and(|c| c.message.contains("retrying in 4s"))
+        );
+        let second = claim(&failed, &spec, 1, "op-a", &time(5));
+        let submission = second.submission.expect("claimed");
+        assert_eq!(submission.attempts, 2);
+        assert_eq!(submission.claimed_at, Some(time(0)));
+        assert_eq!(submission.state, SubmissionState::InFlight);
+    }
+
+    #[test]
+    fn delivered_without_confirmation_is_ready_at_once() {
+        let spec = spec(&[128, 137], false);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 2, "op-a", &time(0));
+        let status = delivered(
+            &claimed,
+            &spec,
+            2,
+            &answer(&[(128, Some(true)), (137, Some(true))]),
+            &time(1),
+        );
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(condition(&status, READY), ("True", reason::STOP_DELIVERED));
+        assert_eq!(
+            condition(&status, SUBMITTED),
+            ("True", reason::STOP_DELIVERED)
+        );
+        assert_eq!(condition(&status, STALLED).0, "False");
+        assert_eq!(condition(&status, RECONCILING).0, "False");
+        assert_eq!(status.finished_at, Some(time(1)));
+        let submission = status.submission.expect("answered");
+        assert_eq!(submission.request_id.as_deref(), Some("req-1"));
+        assert_eq!(submission.http_status, Some(200));
+        assert_eq!(
+            status.summary,
+            Some(Summary {
+                total: 2,
+                succeeded: 2,
+                failed: 0,
+                pending: 0
+            })
+        );
+    }
+
+    #[test]
+    fn confirmation_moves_from_confirming_to_jobs_stopped() {
+        let spec = spec(&[128, 137], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let accepted = delivered(
+            &claimed,
+            &spec,
+            1,
+            &answer(&[(128, Some(true)), (137, Some(true))]),
+            &time(1),
+        );
+        assert_eq!(accepted.phase, Some(Phase::Confirming));
+        assert_eq!(
+            condition(&accepted, SUBMITTED),
+            ("True", reason::STOP_DELIVERED)
+        );
+        assert_eq!(accepted.finished_at, None);
+
+        let halfway = confirmed(
+            &accepted,
+            &spec,
+            1,
+            &[
+                observe(128, "job_cancel_success"),
+                observe(137, "job_canceling"),
+            ],
+            false,
+            &time(11),
+        );
+        assert_eq!(halfway.phase, Some(Phase::Confirming));
+        assert_eq!(
+            halfway.summary.map(|s| (s.succeeded, s.pending)),
+            Some((1, 1))
+        );
+        let again = confirmed(
+            &halfway,
+            &spec,
+            1,
+            &[
+                observe(128, "job_cancel_success"),
+                observe(137, "job_canceling"),
+            ],
+            false,
+            &time(21),
+        );
+        assert_eq!(
+            again, halfway,
+            "an unchanged observation must not change the status"
+        );
+
+        let mut done_observation = observe(137, "job_cancel_success");
+        done_observation.savepoint_path = Some("obs://bucket/jobs/savepoint/137/1/".into());
+        let done = confirmed(
+            &halfway,
+            &spec,
+            1,
+            &[observe(128, "job_cancel_success"), done_observation],
+            false,
+            &time(31),
+        );
+        assert_eq!(done.phase, Some(Phase::Succeeded));
+        assert_eq!(condition(&done, READY), ("True", reason::JOBS_STOPPED));
+        assert_eq!(
+            done.results[1].savepoint_path.as_deref(),
+            Some("obs://bucket/jobs/savepoint/137/1/")
+        );
+        assert_eq!(done.finished_at, Some(time(31)));
+    }
+
+    #[test]
+    fn a_job_dli_refused_makes_the_request_partially_failed() {
+        let spec = spec(&[128, 137], false);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let status = delivered(
+            &claimed,
+            &spec,
+            1,
+            &answer(&[(128, Some(true)), (137, Some(false))]),
+            &time(1),
+        );
+        assert_eq!(status.phase, Some(Phase::PartiallyFailed));
+        assert_eq!(condition(&status, STALLED), ("True", reason::JOBS_FAILED));
+        let ready = conditions::find(&status.conditions, READY).expect("ready");
+        assert!(
+            ready.message.contains("137 (job is not running)"),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn unknown_per_job_outcome_waits_for_confirmation_even_when_confirm_is_off() {
+        let spec = spec(&[1, 2, 3], false);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let status = delivered(
+            &claimed,
+            &spec,
+            1,
+            &answer(&[(1, None), (2, None), (3, None)]),
+            &time(1),
+        );
+        assert_eq!(status.phase, Some(Phase::Confirming));
+        assert_eq!(status.results[0].is_success, None);
+    }
+
+    #[test]
+    fn rejection_is_final_and_stalled() {
+        let spec = spec(&[999], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 4, "op-a", &time(0));
+        let error = RequestError {
+            http_status: Some(400),
+            code: Some("DLI.16001".into()),
+            message: "The job does not exist: 999".into(),
+        };
+        let status = rejected(&claimed, &spec, 4, error, Some("req-9".into()), &time(1));
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(status.observed_generation, Some(4));
+        assert_eq!(condition(&status, STALLED), ("True", reason::DLI_REJECTED));
+        assert_eq!(
+            condition(&status, SUBMITTED),
+            ("False", reason::DLI_REJECTED)
+        );
+        assert_eq!(
+            status.error.as_ref().and_then(|e| e.code.as_deref()),
+            Some("DLI.16001")
+        );
+        assert_eq!(status.summary.map(|s| s.failed), Some(1));
+    }
+
+    #[test]
+    fn unresolved_ambiguity_is_unknown_and_names_the_nonce() {
+        let spec = spec(&[128, 137], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let waiting = ambiguous(&claimed, 1, "timed out", &time(1));
+        assert_eq!(
+            condition(&waiting, RECONCILING),
+            ("True", reason::RESOLVING_OUTCOME)
+        );
+        let status = resolved(
+            &waiting,
+            &spec,
+            1,
+            &[observe(128, "job_canceling"), observe(137, "job_running")],
+            &time(11),
+        );
+        assert_eq!(status.phase, Some(Phase::Unknown));
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(
+            condition(&status, STALLED),
+            ("True", reason::OUTCOME_UNKNOWN)
+        );
+        let stalled = conditions::find(&status.conditions, STALLED).expect("stalled");
+        assert!(
+            stalled.message.contains("spec.nonce") && stalled.message.contains("137"),
+            "{}",
+            stalled.message
+        );
+    }
+
+    #[test]
+    fn ambiguity_resolved_by_job_states_continues_to_confirmation() {
+        let spec = spec(&[128, 137], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let status = resolved(
+            &claimed,
+            &spec,
+            1,
+            &[
+                observe(128, "job_cancel_success"),
+                observe(137, "job_savepointing"),
+            ],
+            &time(11),
+        );
+        assert_eq!(status.phase, Some(Phase::Confirming));
+        assert_eq!(status.results[0].is_success, Some(true));
+        assert_eq!(
+            status.summary.map(|s| (s.succeeded, s.pending)),
+            Some((1, 1))
+        );
+    }
+
+    #[test]
+    fn confirm_timeout_fails_the_jobs_still_running() {
+        let spec = spec(&[128, 137], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let accepted = delivered(
+            &claimed,
+            &spec,
+            1,
+            &answer(&[(128, Some(true)), (137, Some(true))]),
+            &time(1),
+        );
+        let status = confirmed(
+            &accepted,
+            &spec,
+            1,
+            &[
+                observe(128, "job_cancel_success"),
+                observe(137, "job_canceling"),
+            ],
+            true,
+            &time(61),
+        );
+        assert_eq!(status.phase, Some(Phase::PartiallyFailed));
+        assert_eq!(
+            condition(&status, STALLED),
+            ("True", reason::CONFIRM_TIMEOUT)
+        );
+        assert_eq!(
+            status.summary,
+            Some(Summary {
+                total: 2,
+                succeeded: 1,
+                failed: 1,
+                pending: 0
+            })
+        );
+    }
+
+    #[test]
+    fn job_states_classify_like_dli_documents() {
+        assert_eq!(
+            classify_job_state("job_cancel_success"),
+            JobStateClass::Stopped
+        );
+        assert_eq!(classify_job_state("job_canceling"), JobStateClass::Stopping);
+        assert_eq!(
+            classify_job_state("job_savepointing"),
+            JobStateClass::Stopping
+        );
+        assert_eq!(
+            classify_job_state("job_cancel_fail"),
+            JobStateClass::FailedToStop
+        );
+        assert_eq!(classify_job_state("job_running"), JobStateClass::Running);
+        assert_eq!(classify_job_state("something_new"), JobStateClass::Running);
+    }
+
+    #[test]
+    fn connection_problems_keep_the_request_pending() {
+        let status = connection_invalid(
+            &JobStopRequestStatus::default(),
+            1,
+            "Secret key `projectId` is missing",
+            &time(0),
+        );
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert_eq!(
+            condition(&status, READY),
+            ("False", reason::CONNECTION_INVALID)
+        );
+        assert!(status.submission.is_none());
+    }
+}
