@@ -12,6 +12,8 @@ pub const MAX_JOB_IDS: usize = 500;
 pub const DEFAULT_CONFIRM_TIMEOUT_SECONDS: i64 = 900;
 
 /// Stops a batch of DLI Flink jobs, once per generation of this object.
+// Printer columns legitimately repeat `type_`; clippy reads them as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "dli.stop-operator.io",
