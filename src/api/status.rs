@@ -121,6 +121,9 @@ pub struct Submission {
     /// Which operator process holds the claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// When the latest try was claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
     /// Where the call stands.
     #[serde(default)]
     pub state: SubmissionState,

@@ -225,6 +225,7 @@ pub fn claim(
                 .unwrap_or_else(|| now.clone()),
         ),
         claimed_by: Some(holder.to_string()),
+        last_attempt_at: Some(now.clone()),
         state: SubmissionState::InFlight,
         submitted_at: None,
         request_id: None,
