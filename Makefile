@@ -1,0 +1,44 @@
+# Developer entry points. `make` lists them; `make test` is what CI runs.
+
+CARGO ?= cargo
+CONTROL_PLANE_BUILD := tests/control-plane/build.sh
+
+.DEFAULT_GOAL := help
+.PHONY: help control-plane build fmt fmt-check lint test test-unit crds run demo clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+control-plane: ## Build kube-apiserver and kubectl for the tests (once; cached outside target/)
+	@$(CONTROL_PLANE_BUILD)
+
+build: ## Build everything (all features, all targets)
+	$(CARGO) build --all-features --all-targets
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## Fail if the code is not formatted
+	$(CARGO) fmt --all -- --check
+
+lint: ## Clippy on everything, warnings are errors
+	$(CARGO) clippy --all-features --all-targets -- -D warnings
+
+test: control-plane fmt-check lint ## Everything CI checks: unit, integration and end-to-end tests on a real control plane
+	$(CARGO) test --all-features
+
+test-unit: ## Unit tests only (no control plane needed)
+	$(CARGO) test --all-features --lib
+
+crds: ## Regenerate crds/ from the Rust types
+	$(CARGO) run --quiet -- crd > crds/jobstoprequests.yaml.tmp
+	mv crds/jobstoprequests.yaml.tmp crds/jobstoprequests.yaml
+
+run: ## Run the operator against the current kubeconfig
+	$(CARGO) run -- run
+
+demo: control-plane ## Start a private control plane and show the operator at work
+	$(CARGO) run --features testenv --bin dli-demo
+
+clean: ## Remove build output (the control-plane cache is kept; delete it by hand if needed)
+	$(CARGO) clean

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and kubectl (the version pinned in go.mod) into a cache outside
+# target/, once: later runs only print where the binaries are. With KUBEBUILDER_ASSETS set
+# the tests use that directory, so there is nothing to build.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+version=$(sed -n 's/^[[:space:]]*k8s\.io\/kubernetes \(v[0-9][^ ]*\).*/\1/p' "$here/go.mod" | head -n1)
+if [[ -z "$version" ]]; then
+  echo "build.sh: cannot find the k8s.io/kubernetes version in $here/go.mod" >&2
+  exit 1
+fi
+
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+  echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS is set: using its kube-apiserver, etcd and kubectl, building nothing"
+  for bin in kube-apiserver etcd kubectl; do
+    [[ -x "$KUBEBUILDER_ASSETS/$bin" ]] || echo "warning: $KUBEBUILDER_ASSETS/$bin is missing" >&2
+  done
+  exit 0
+fi
+
+cache_root=${DLI_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dli-stop-operator/control-plane}
+out="$cache_root/$version"
+
+built_version() {
+  [[ -x "$out/kube-apiserver" && -x "$out/kubectl" ]] || return 1
+  "$out/kube-apiserver" --version 2>/dev/null | awk '{print $2}'
+}
+
+if [[ "$(built_version || true)" != "$version" ]]; then
+  command -v go >/dev/null || { echo "build.sh: Go is needed to build kube-apiserver $version" >&2; exit 1; }
+  minor=${version#v1.}
+  minor=${minor%%.*}
+  echo "building kube-apiserver and kubectl $version into $out (a cold build takes several minutes)" >&2
+  mkdir -p "$cache_root"
+  # Build into a scratch dir and move into place, so an interrupted build never looks done.
+  scratch=$(mktemp -d "$cache_root/.build-$version.XXXXXX")
+  trap 'rm -rf "$scratch"' EXIT
+  (
+    cd "$here"
+    go build -trimpath -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$version \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$minor" \
+      -o "$scratch/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+  )
+  mkdir -p "$out"
+  mv -f "$scratch/kube-apiserver" "$scratch/kubectl" "$out/"
+fi
+
+echo "kube-apiserver: $out/kube-apiserver ($("$out/kube-apiserver" --version))"
+echo "kubectl:        $out/kubectl"
