@@ -1,1 +1,300 @@
-//! placeholder
+//! A DLI stand-in: a real HTTP(S) server speaking the DLI endpoints the operator uses (batch
+//! stop, job detail, job list) and IAM's token endpoint, for tests and the local demo.
+//!
+//! It verifies AK/SK signatures (recomputed from what it received, answering `APIGW.0301` with
+//! the canonical request like the real gateway) and tokens, moves jobs through their states
+//! over time, injects faults on demand and counts the stop calls it received, so tests can
+//! prove the once-per-generation promise.
+//!
+//! Counting rule: a stop call counts when it passed authentication and was not refused at the
+//! gateway (429/502/503): every call the client cannot be sure was not delivered counts, even
+//! when a fault then cut or garbled the answer.
+//!
+//! The `/_sim/` admin API (see [`admin`]) drives it from another process; it is not
+//! authenticated, so the stand-in must only ever listen on loopback.
+
+pub mod admin;
+mod auth;
+mod credentials;
+mod faults;
+mod http;
+mod jobs;
+mod server;
+mod shared;
+mod state;
+mod tls;
+mod wire;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use admin::{FaultSpec, StatsBody};
+pub use auth::AuthError;
+pub use faults::{Fault, Operation, RandomFaults};
+pub use jobs::{STOP_DELIVERED, StopOutcome};
+pub use state::{AnswerShape, StopCall};
+pub use tls::TlsError;
+
+use jobs::{JOB_RUNNING, Timing};
+use shared::Shared;
+use state::SimState;
+
+/// How a stand-in starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    pub project_id: String,
+    /// The project name IAM token requests may scope to instead of the id.
+    pub project_name: String,
+    /// From `job_canceling` to the final status.
+    pub stop_delay: Duration,
+    /// From `job_savepointing` to `job_canceling`, when a savepoint was asked for.
+    pub savepoint_delay: Duration,
+    pub token_ttl: Duration,
+    /// Serve HTTPS with a certificate from a fresh CA (see [`DliSim::ca_pem`]).
+    pub tls: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            project_id: "0123456789abcdef0123456789abcdef".to_owned(),
+            project_name: "eu-de".to_owned(),
+            stop_delay: Duration::from_secs(2),
+            savepoint_delay: Duration::from_secs(2),
+            token_ttl: Duration::from_secs(24 * 3600),
+            tls: false,
+        }
+    }
+}
+
+/// A running stand-in. Clones share it; it stops when the last clone is dropped or on
+/// [`DliSim::shutdown`].
+#[derive(Clone)]
+pub struct DliSim {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    endpoint: String,
+    ca_pem: Option<String>,
+    // Dropping the sender (with the last handle) stops the server.
+    shutdown: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for DliSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DliSim")
+            .field("endpoint", &self.inner.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DliSim {
+    /// Starts on a free loopback port.
+    pub async fn start(config: SimConfig) -> std::io::Result<DliSim> {
+        DliSim::start_on(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<DliSim> {
+        let tls = if config.tls {
+            Some(tls::generate().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{local}");
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let timing = Timing {
+            stop_delay: config.stop_delay,
+            savepoint_delay: config.savepoint_delay,
+        };
+        let state = SimState::new(
+            config.project_id,
+            config.project_name,
+            timing,
+            config.token_ttl,
+        );
+        let shared = Arc::new(Shared::new(state, shutdown_rx.clone()));
+        let router = http::router(shared.clone());
+        let (acceptor, ca_pem) = match tls {
+            Some(material) => (Some(material.acceptor), Some(material.ca_pem)),
+            None => (None, None),
+        };
+        let task = tokio::spawn(server::serve(
+            listener,
+            acceptor,
+            router,
+            shared.clone(),
+            shutdown_rx,
+        ));
+        tracing::info!(%endpoint, "DLI stand-in listening");
+        Ok(DliSim {
+            inner: Arc::new(Handle {
+                shared,
+                endpoint,
+                ca_pem,
+                shutdown,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The base URL of DLI and IAM, e.g. `http://127.0.0.1:43117`.
+    pub fn endpoint(&self) -> String {
+        self.inner.endpoint.clone()
+    }
+
+    pub fn project_id(&self) -> String {
+        self.state().project_id.clone()
+    }
+
+    /// The CA to trust when serving TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.inner.ca_pem.clone()
+    }
+
+    pub fn add_ak_sk(&self, ak: &str, sk: &str) {
+        self.state().creds.add_ak_sk(ak, sk);
+    }
+
+    /// Temporary credentials: calls must also carry `X-Security-Token: token`.
+    pub fn add_temporary_ak_sk(&self, ak: &str, sk: &str, token: &str) {
+        self.state().creds.add_temporary_ak_sk(ak, sk, token);
+    }
+
+    pub fn add_iam_user(&self, domain: &str, user: &str, password: &str) {
+        self.state().creds.add_iam_user(domain, user, password);
+    }
+
+    /// A token accepted as `X-Auth-Token` without ever expiring.
+    pub fn add_static_token(&self, token: &str) {
+        self.state().creds.add_static_token(token);
+    }
+
+    pub fn add_running_jobs(&self, ids: &[i64]) {
+        for id in ids {
+            self.add_job(*id, JOB_RUNNING);
+        }
+    }
+
+    /// Adds or resets a job with `status` (any DLI status string).
+    pub fn add_job(&self, id: i64, status: &str) {
+        self.state().put_job(id, status, Timestamp::now());
+    }
+
+    /// How the next stops of `id` end.
+    pub fn set_job_stop_outcome(&self, id: i64, outcome: StopOutcome) {
+        self.state().outcomes.insert(id, outcome);
+    }
+
+    pub fn set_answer_shape(&self, shape: AnswerShape) {
+        self.state().answer_shape = shape;
+    }
+
+    /// Moves the gateway's clock (signature date check and `Date` header) off real time.
+    pub fn set_clock_skew(&self, skew: SignedDuration) {
+        self.state().clock_skew = skew;
+    }
+
+    /// Queues a one-shot fault for the next `op` call.
+    pub fn inject(&self, op: Operation, fault: Fault) {
+        self.state().faults.push(op, fault);
+    }
+
+    /// Faults still queued for `op`.
+    pub fn pending_faults(&self, op: Operation) -> usize {
+        self.state().faults.pending(op)
+    }
+
+    pub fn set_random_faults(&self, random: RandomFaults) {
+        self.state().faults.set_random(Some(random));
+    }
+
+    pub fn clear_random_faults(&self) {
+        self.state().faults.set_random(None);
+    }
+
+    /// Releases every request held by [`Fault::Hold`] so far.
+    pub fn release_held(&self) {
+        self.inner.shared.release_held();
+    }
+
+    /// Requests currently held by [`Fault::Hold`].
+    pub fn held_requests(&self) -> usize {
+        self.inner.shared.held()
+    }
+
+    /// Stop calls that named `job_id` (see the counting rule in the module docs).
+    pub fn stop_calls(&self, job_id: i64) -> usize {
+        self.state()
+            .stats
+            .stop_calls
+            .get(&job_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total_stop_calls(&self) -> usize {
+        self.state().stats.total_stop_calls
+    }
+
+    pub fn stop_call_log(&self) -> Vec<StopCall> {
+        self.state().stats.stop_log.clone()
+    }
+
+    /// The status DLI reports for the job now.
+    pub fn job_status(&self, job_id: i64) -> Option<String> {
+        self.state()
+            .view(job_id, Timestamp::now())
+            .map(|(_, view)| view.status)
+    }
+
+    /// The savepoint path DLI reports for the job now.
+    pub fn savepoint_path(&self, job_id: i64) -> Option<String> {
+        self.state()
+            .view(job_id, Timestamp::now())
+            .and_then(|(_, view)| view.savepoint_path)
+    }
+
+    pub fn token_issues(&self) -> usize {
+        self.state().stats.token_issues
+    }
+
+    pub fn detail_calls(&self) -> usize {
+        self.state().stats.detail_calls
+    }
+
+    pub fn list_calls(&self) -> usize {
+        self.state().stats.list_calls
+    }
+
+    /// Stops serving (for every clone) and waits until the listener is closed.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.send_replace(true);
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "the DLI stand-in's server task failed");
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.inner.shared.state()
+    }
+}

@@ -1,0 +1,297 @@
+//! The stand-in's own control API under `/_sim/`, for driving it from another process
+//! (`dli-sim`, `make demo`, chaos runs).
+//!
+//! It is NOT authenticated: the stand-in is a loopback test tool and must never face a network.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::sim::faults::{Fault, Operation, RandomFaults};
+use crate::sim::jobs::{JOB_RUNNING, StopOutcome};
+use crate::sim::shared::Shared;
+use crate::sim::state::{AnswerShape, StopCall};
+
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/jobs", post(put_jobs))
+        .route("/outcomes", post(put_outcomes))
+        .route("/faults", post(put_fault))
+        .route("/random-faults", post(put_random_faults))
+        .route("/settings", post(put_settings))
+        .route("/credentials", post(put_credentials))
+        .route("/release", post(release))
+        .route("/stats", get(stats))
+}
+
+/// A fault as written in JSON: `{"kind": "status429", "retry_after_secs": 2}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultSpec {
+    Latency {
+        ms: u64,
+    },
+    #[serde(rename = "status429")]
+    Status429 {
+        retry_after_secs: Option<u64>,
+    },
+    #[serde(rename = "status500")]
+    Status500,
+    #[serde(rename = "status502")]
+    Status502,
+    #[serde(rename = "status503")]
+    Status503,
+    CutAfterRequest {
+        applied: bool,
+    },
+    MalformedBody,
+    OversizedBody {
+        bytes: usize,
+    },
+    Hold {
+        applied: bool,
+    },
+}
+
+impl From<FaultSpec> for Fault {
+    fn from(spec: FaultSpec) -> Fault {
+        match spec {
+            FaultSpec::Latency { ms } => Fault::Latency(Duration::from_millis(ms)),
+            FaultSpec::Status429 { retry_after_secs } => Fault::Status429 { retry_after_secs },
+            FaultSpec::Status500 => Fault::Status500,
+            FaultSpec::Status502 => Fault::Status502,
+            FaultSpec::Status503 => Fault::Status503,
+            FaultSpec::CutAfterRequest { applied } => Fault::CutAfterRequest { applied },
+            FaultSpec::MalformedBody => Fault::MalformedBody,
+            FaultSpec::OversizedBody { bytes } => Fault::OversizedBody(bytes),
+            FaultSpec::Hold { applied } => Fault::Hold { applied },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct JobsBody {
+    ids: Vec<i64>,
+    #[serde(default = "running")]
+    status: String,
+}
+
+fn running() -> String {
+    JOB_RUNNING.to_owned()
+}
+
+async fn put_jobs(State(shared): State<Arc<Shared>>, Json(body): Json<JobsBody>) -> StatusCode {
+    let now = Timestamp::now();
+    let mut state = shared.state();
+    for id in body.ids {
+        state.put_job(id, &body.status, now);
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct OutcomesBody {
+    ids: Vec<i64>,
+    outcome: StopOutcome,
+}
+
+async fn put_outcomes(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<OutcomesBody>,
+) -> StatusCode {
+    let mut state = shared.state();
+    for id in body.ids {
+        state.outcomes.insert(id, body.outcome);
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct FaultBody {
+    operation: Operation,
+    fault: FaultSpec,
+}
+
+async fn put_fault(State(shared): State<Arc<Shared>>, Json(body): Json<FaultBody>) -> StatusCode {
+    shared
+        .state()
+        .faults
+        .push(body.operation, body.fault.into());
+    StatusCode::NO_CONTENT
+}
+
+/// `null` turns random faults off.
+#[derive(Debug, Deserialize)]
+struct RandomFaultsBody {
+    probability: f64,
+    seed: u64,
+    kinds: Vec<FaultSpec>,
+}
+
+async fn put_random_faults(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<Option<RandomFaultsBody>>,
+) -> StatusCode {
+    let random = body.map(|b| RandomFaults {
+        probability: b.probability,
+        seed: b.seed,
+        kinds: b.kinds.into_iter().map(Fault::from).collect(),
+    });
+    shared.state().faults.set_random(random);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct SettingsBody {
+    answer_shape: Option<AnswerShape>,
+    clock_skew_secs: Option<i64>,
+}
+
+async fn put_settings(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<SettingsBody>,
+) -> StatusCode {
+    let mut state = shared.state();
+    if let Some(shape) = body.answer_shape {
+        state.answer_shape = shape;
+    }
+    if let Some(secs) = body.clock_skew_secs {
+        state.clock_skew = SignedDuration::from_secs(secs);
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessKeyBody {
+    access_key: String,
+    secret_key: String,
+    security_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IamUserBody {
+    domain: String,
+    user: String,
+    password: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CredentialsBody {
+    access_keys: Vec<AccessKeyBody>,
+    iam_users: Vec<IamUserBody>,
+    tokens: Vec<String>,
+}
+
+async fn put_credentials(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<CredentialsBody>,
+) -> StatusCode {
+    let mut state = shared.state();
+    for key in body.access_keys {
+        match &key.security_token {
+            Some(token) => state
+                .creds
+                .add_temporary_ak_sk(&key.access_key, &key.secret_key, token),
+            None => state.creds.add_ak_sk(&key.access_key, &key.secret_key),
+        }
+    }
+    for user in body.iam_users {
+        state
+            .creds
+            .add_iam_user(&user.domain, &user.user, &user.password);
+    }
+    for token in body.tokens {
+        state.creds.add_static_token(&token);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn release(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.release_held();
+    StatusCode::NO_CONTENT
+}
+
+/// What `GET /_sim/stats` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsBody {
+    pub stop_calls: BTreeMap<i64, usize>,
+    pub total_stop_calls: usize,
+    pub stop_log: Vec<StopCall>,
+    pub detail_calls: usize,
+    pub list_calls: usize,
+    pub token_issues: usize,
+    pub held_requests: usize,
+    /// The status every job reports now.
+    pub jobs: BTreeMap<i64, String>,
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let held_requests = shared.held();
+    let state = shared.state();
+    let now = Timestamp::now();
+    let jobs = state
+        .jobs
+        .keys()
+        .filter_map(|id| state.view(*id, now).map(|(_, view)| (*id, view.status)))
+        .collect();
+    let stats = &state.stats;
+    Json(StatsBody {
+        stop_calls: stats.stop_calls.clone(),
+        total_stop_calls: stats.total_stop_calls,
+        stop_log: stats.stop_log.clone(),
+        detail_calls: stats.detail_calls,
+        list_calls: stats.list_calls,
+        token_issues: stats.token_issues,
+        held_requests,
+        jobs,
+    })
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fault_specs_read_like_the_documentation() {
+        let cases = [
+            (
+                json!({"kind": "latency", "ms": 1500}),
+                Fault::Latency(Duration::from_millis(1500)),
+            ),
+            (
+                json!({"kind": "status429", "retry_after_secs": 3}),
+                Fault::Status429 {
+                    retry_after_secs: Some(3),
+                },
+            ),
+            (json!({"kind": "status503"}), Fault::Status503),
+            (
+                json!({"kind": "cut_after_request", "applied": true}),
+                Fault::CutAfterRequest { applied: true },
+            ),
+            (
+                json!({"kind": "oversized_body", "bytes": 10}),
+                Fault::OversizedBody(10),
+            ),
+            (
+                json!({"kind": "hold", "applied": false}),
+                Fault::Hold { applied: false },
+            ),
+        ];
+        for (spec, fault) in cases {
+            let parsed: FaultSpec = serde_json::from_value(spec.clone()).unwrap();
+            assert_eq!(Fault::from(parsed), fault, "{spec}");
+        }
+    }
+}
