@@ -85,7 +85,7 @@ pub fn resolve(env: &impl Fn(&str) -> Option<String>, vendored_etcd: Option<Path
         "etcd",
         Located::new(
             vendored_etcd.unwrap_or_default(),
-            "etcd-bin-vendored has no binary for this platform: set TEST_ASSET_ETCD",
+            "the etcd-bin-vendored crate lost its binary: run `cargo fetch` or set TEST_ASSET_ETCD",
         ),
     );
     let beside_apiserver = kube_apiserver

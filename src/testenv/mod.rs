@@ -22,6 +22,7 @@ mod kubeconfig;
 mod launch;
 mod pki;
 mod process;
+mod stale;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -88,11 +89,11 @@ impl ControlPlane {
             return Self::attach_existing(&assets).await;
         }
         assets.kube_apiserver.require("kube-apiserver")?;
-        if let (Some(problem), Err(missing)) = (vendored_problem, assets.etcd.require("etcd")) {
-            return Err(match std::env::var_os("TEST_ASSET_ETCD") {
-                Some(_) => missing,
-                None => TestEnvError::EtcdUnsupported(problem),
-            });
+        // An empty etcd path means no override was given and the vendored crate had none.
+        if let Some(problem) = vendored_problem
+            && assets.etcd.path.as_os_str().is_empty()
+        {
+            return Err(TestEnvError::EtcdUnsupported(problem));
         }
         assets.etcd.require("etcd")?;
         assets.kubectl.require("kubectl")?;
@@ -270,11 +271,13 @@ impl ControlPlane {
 
     async fn start_private(assets: &assets::Assets) -> Result<ControlPlane, TestEnvError> {
         let began = Instant::now();
+        stale::sweep(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("dli-testenv-")
+            .prefix(stale::DIR_PREFIX)
             .tempdir()
             .map_err(|e| TestEnvError::io("create a temp dir for the control plane", e))?;
         let root = dir.path().to_path_buf();
+        stale::claim(&root).map_err(|e| TestEnvError::io("mark the temp dir as ours", e))?;
         let put = |name: &str, contents: &str| write_file(&root.join(name), contents);
 
         let pki = Pki::generate()?;
@@ -375,10 +378,11 @@ impl ControlPlane {
         kube::Client::try_from(config.clone())?;
         let kubeconfig = Kubeconfig::read()?;
         let dir = tempfile::Builder::new()
-            .prefix("dli-testenv-")
+            .prefix(stale::DIR_PREFIX)
             .tempdir()
             .map_err(|e| TestEnvError::io("create a temp dir for kubeconfigs", e))?;
         let root = dir.path().to_path_buf();
+        stale::claim(&root).map_err(|e| TestEnvError::io("mark the temp dir as ours", e))?;
         let kubeconfig_path = write_file(
             &root.join("current.kubeconfig"),
             &serde_yaml::to_string(&kubeconfig)?,
