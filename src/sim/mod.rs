@@ -6,9 +6,9 @@
 //! over time, injects faults on demand and counts the stop calls it received, so tests can
 //! prove the once-per-generation promise.
 //!
-//! Counting rule: a stop call counts when it passed authentication and was not refused at the
-//! gateway (429/502/503): every call the client cannot be sure was not delivered counts, even
-//! when a fault then cut or garbled the answer.
+//! Counting rule: a stop call counts (once) when it passed authentication, had a well-formed
+//! body and was not refused at the gateway (429/502/503): every call the client cannot be sure
+//! was not delivered counts, even when a fault then cut, held or garbled the answer.
 //!
 //! The `/_sim/` admin API (see [`admin`]) drives it from another process; it is not
 //! authenticated, so the stand-in must only ever listen on loopback.
