@@ -66,7 +66,6 @@ enum Backend {
     Private {
         pki: Box<Pki>,
         ca_file: PathBuf,
-        // Field order is drop order: the API server goes before the store it writes to.
         apiserver: ManagedProcess,
         etcd: ManagedProcess,
     },
