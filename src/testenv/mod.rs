@@ -247,6 +247,12 @@ impl ControlPlane {
         Ok(created.metadata.name.unwrap_or_default())
     }
 
+    /// The temp dir with the kubeconfigs, certificates and the `etcd.log` and
+    /// `kube-apiserver.log` of this control plane; removed on teardown.
+    pub fn dir(&self) -> &Path {
+        &self.dir_path
+    }
+
     /// `https://127.0.0.1:<port>`.
     pub fn server_url(&self) -> String {
         self.config
