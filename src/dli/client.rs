@@ -1,0 +1,586 @@
+//! The DLI HTTP client: builds, authenticates and sends the three calls the operator makes,
+//! and turns every answer into a typed result or a [`DliError`].
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method};
+use reqwest::Url;
+
+use super::error::DliError;
+use super::mapping::{JobAnswer, map_answer};
+use super::outcome::{parse_http_date, parse_retry_after};
+use super::signer::{self, SigningRequest};
+use super::tls::{self, TlsError};
+use super::token::TokenProvider;
+use super::wire::{
+    AnswerElement, ErrorBody, JobDetail, JobDetailBody, JobListBody, StopRequestBody,
+};
+use crate::connection::{Auth, Connection, SecretValue};
+
+/// Limits of one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// For the whole call, answer body included.
+    pub request_timeout: Duration,
+    /// Larger answers are refused (DLI's answers are a few kilobytes).
+    pub max_response_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a client cannot be built from a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("caBundle: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+}
+
+/// What DLI answered to a batch stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopAnswer {
+    /// The raw answer elements, for audit.
+    pub elements: Vec<AnswerElement>,
+    /// Per job, in the order sent (see [`map_answer`]).
+    pub jobs: Vec<JobAnswer>,
+    pub request_id: Option<String>,
+    pub http_status: u16,
+}
+
+/// A page of the job list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobList {
+    pub job_count: Option<u64>,
+    pub jobs: Vec<JobDetail>,
+    pub request_id: Option<String>,
+    pub http_status: u16,
+}
+
+/// The HTTP client and the limits it reads answers with, shared with the token provider.
+pub(super) struct Transfer<'a> {
+    pub http: &'a reqwest::Client,
+    pub max_response_bytes: usize,
+}
+
+/// A complete answer, before its body is interpreted.
+struct RawAnswer {
+    status: u16,
+    request_id: Option<String>,
+    body: Bytes,
+    retry_after: Option<Duration>,
+    server_date: Option<jiff::Timestamp>,
+}
+
+/// Calls one DLI project with one set of credentials.
+pub struct DliClient {
+    http: reqwest::Client,
+    connection: Connection,
+    options: ClientOptions,
+    tokens: Option<TokenProvider>,
+}
+
+impl std::fmt::Debug for DliClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DliClient")
+            .field("endpoint", &self.connection.endpoint.as_str())
+            .field("project_id", &self.connection.project_id)
+            .field("auth", &self.connection.auth.method())
+            .finish_non_exhaustive()
+    }
+}
+
+const USER_AGENT: &str = concat!("dli-stop-operator/", env!("CARGO_PKG_VERSION"));
+
+impl DliClient {
+    pub fn new(
+        connection: Connection,
+        options: ClientOptions,
+    ) -> Result<DliClient, ClientBuildError> {
+        let tls = tls::client_config(connection.ca_bundle.as_deref())?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            // A pooled connection the server already closed makes a POST fail after "sending",
+            // which would count as ambiguous; a fresh connection per call keeps "could not
+            // connect" the only failure before the request leaves.
+            .pool_max_idle_per_host(0)
+            // A redirect would resend the signed request somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|error| ClientBuildError::Http(error.to_string()))?;
+        if connection.uses_plain_http() {
+            tracing::warn!(
+                endpoint = %connection.endpoint,
+                "DLI connection uses plain http://: credentials and tokens travel unencrypted"
+            );
+        }
+        let tokens = match &connection.auth {
+            Auth::IamPassword {
+                iam_endpoint,
+                username,
+                password,
+                domain_name,
+            } => Some(TokenProvider::new(
+                iam_endpoint.clone(),
+                username.clone(),
+                password.clone(),
+                domain_name.clone(),
+                connection.project_id.clone(),
+            )),
+            Auth::AkSk { .. } | Auth::Token(_) => None,
+        };
+        Ok(DliClient {
+            http,
+            connection,
+            options,
+            tokens,
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// `POST /v1.0/{project}/streaming/jobs/stop`. Stopping is asynchronous: success means
+    /// DLI took the request, not that the jobs stopped.
+    pub async fn batch_stop(
+        &self,
+        job_ids: &[i64],
+        trigger_savepoint: bool,
+    ) -> Result<StopAnswer, DliError> {
+        let body = serde_json::to_vec(&StopRequestBody {
+            job_ids,
+            trigger_savepoint,
+        })
+        // Serialising integers and a bool into JSON cannot fail.
+        .unwrap_or_default();
+        let path = format!("/v1.0/{}/streaming/jobs/stop", self.connection.project_id);
+        let answer = self.call(Method::POST, &path, &[], body).await?;
+        let elements: Vec<AnswerElement> = parse_body(&answer)?;
+        let jobs = map_answer(job_ids, &elements);
+        Ok(StopAnswer {
+            elements,
+            jobs,
+            request_id: answer.request_id,
+            http_status: answer.status,
+        })
+    }
+
+    /// `GET /v1.0/{project}/streaming/jobs/{id}`.
+    pub async fn job_detail(&self, job_id: i64) -> Result<JobDetail, DliError> {
+        let path = format!(
+            "/v1.0/{}/streaming/jobs/{job_id}",
+            self.connection.project_id
+        );
+        let answer = self.call(Method::GET, &path, &[], Vec::new()).await?;
+        parse_body::<JobDetailBody>(&answer).map(|body| body.job_detail)
+    }
+
+    /// `GET /v1.0/{project}/streaming/jobs?limit=N`: read-only, used by `check`.
+    pub async fn list_jobs(&self, limit: u32) -> Result<JobList, DliError> {
+        let path = format!("/v1.0/{}/streaming/jobs", self.connection.project_id);
+        let query = [("limit".to_owned(), limit.to_string())];
+        let answer = self.call(Method::GET, &path, &query, Vec::new()).await?;
+        let body: JobListBody = parse_body(&answer)?;
+        Ok(JobList {
+            job_count: body.job_count,
+            jobs: body.jobs,
+            request_id: answer.request_id,
+            http_status: answer.status,
+        })
+    }
+
+    fn transfer(&self) -> Transfer<'_> {
+        Transfer {
+            http: &self.http,
+            max_response_bytes: self.options.max_response_bytes,
+        }
+    }
+
+    /// Sends one call; with an IAM password, a 401 drops the cached token and the call is sent
+    /// once more with a new one (a 401 is answered before DLI acts, so this cannot double it).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<RawAnswer, DliError> {
+        let token = match &self.tokens {
+            Some(tokens) => Some(tokens.token(&self.transfer()).await?),
+            None => None,
+        };
+        let answer = self
+            .send(method.clone(), path, query, body.clone(), token.as_ref())
+            .await?;
+        let answer = match (&self.tokens, token, answer.status) {
+            (Some(tokens), Some(rejected), 401) => {
+                tracing::info!(request_id = ?answer.request_id, "DLI refused the IAM token; fetching a new one");
+                tokens.invalidate(&rejected).await;
+                let fresh = tokens.token(&self.transfer()).await?;
+                self.send(method, path, query, body, Some(&fresh)).await?
+            }
+            _ => answer,
+        };
+        if (200..300).contains(&answer.status) {
+            Ok(answer)
+        } else {
+            Err(error_from_answer(answer))
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Vec<u8>,
+        token: Option<&SecretValue>,
+    ) -> Result<RawAnswer, DliError> {
+        let url = self.url(path, query);
+        let headers = self.headers(&method, &url, query, &body, token)?;
+        let started = std::time::Instant::now();
+        let response = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| self.transport_error(&error))?;
+        let status = response.status().as_u16();
+        let request_id = header_text(response.headers(), "X-Request-Id");
+        let now = jiff::Timestamp::now();
+        let retry_after = header_text(response.headers(), "Retry-After")
+            .and_then(|value| parse_retry_after(&value, now));
+        let server_date =
+            header_text(response.headers(), "Date").and_then(|value| parse_http_date(&value));
+        let body = read_capped(response, self.options.max_response_bytes)
+            .await
+            .map_err(|error| match error {
+                ReadError::TooLarge => DliError::TooLarge {
+                    status,
+                    limit: self.options.max_response_bytes,
+                    request_id: request_id.clone(),
+                },
+                ReadError::Transport(error) => self.transport_error(&error),
+            })?;
+        tracing::debug!(
+            %method,
+            path = url.path(),
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "DLI answered"
+        );
+        Ok(RawAnswer {
+            status,
+            request_id,
+            body,
+            retry_after,
+            server_date,
+        })
+    }
+
+    fn url(&self, path: &str, query: &[(String, String)]) -> Url {
+        let mut url = self.connection.endpoint.clone();
+        url.set_path(&format!(
+            "{}{path}",
+            self.connection.endpoint.path().trim_end_matches('/')
+        ));
+        url.set_query(None);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// The headers of one call, signed when the connection uses AK/SK.
+    fn headers(
+        &self,
+        method: &Method,
+        url: &Url,
+        query: &[(String, String)],
+        body: &[u8],
+        token: Option<&SecretValue>,
+    ) -> Result<HeaderMap, DliError> {
+        let mut pairs: Vec<(String, String)> = vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Host".into(), host_header(url)),
+            ("X-Project-Id".into(), self.connection.project_id.clone()),
+        ];
+        let mut unsigned: Vec<(String, String)> = vec![("X-Language".into(), "en-us".into())];
+        match (&self.connection.auth, token) {
+            (
+                Auth::AkSk {
+                    access_key,
+                    secret_key,
+                    security_token,
+                },
+                _,
+            ) => {
+                pairs.push((
+                    "X-Sdk-Date".into(),
+                    signer::sdk_date(jiff::Timestamp::now()),
+                ));
+                if let Some(security_token) = security_token {
+                    pairs.push((
+                        "X-Security-Token".into(),
+                        security_token.expose().to_owned(),
+                    ));
+                }
+                unsigned.push((
+                    "Authorization".into(),
+                    sign(method, url, query, &pairs, body, access_key, secret_key),
+                ));
+            }
+            (Auth::Token(token), _) | (Auth::IamPassword { .. }, Some(token)) => {
+                unsigned.push(("X-Auth-Token".into(), token.expose().to_owned()));
+            }
+            (Auth::IamPassword { .. }, None) => {}
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs.into_iter().chain(unsigned) {
+            let name =
+                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| DliError::Connect {
+                    endpoint: self.connection.endpoint.to_string(),
+                    detail: format!("{name} is not a valid header name"),
+                    tls: None,
+                })?;
+            // A credential with a line break cannot be sent; say which header, never the value.
+            let mut value = HeaderValue::from_str(&value).map_err(|_| DliError::Connect {
+                endpoint: self.connection.endpoint.to_string(),
+                detail: format!("the value for header {name} contains characters HTTP forbids"),
+                tls: None,
+            })?;
+            if matches!(
+                name.as_str(),
+                "authorization" | "x-auth-token" | "x-security-token"
+            ) {
+                value.set_sensitive(true);
+            }
+            headers.insert(name, value);
+        }
+        Ok(headers)
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> DliError {
+        let (detail, tls) = transport_detail(error);
+        if error.is_connect() {
+            DliError::Connect {
+                endpoint: self.connection.endpoint.to_string(),
+                detail,
+                tls,
+            }
+        } else if error.is_timeout() {
+            DliError::Timeout {
+                timeout: self.options.request_timeout,
+            }
+        } else {
+            DliError::Transport { detail }
+        }
+    }
+}
+
+fn sign(
+    method: &Method,
+    url: &Url,
+    query: &[(String, String)],
+    headers: &[(String, String)],
+    body: &[u8],
+    access_key: &str,
+    secret_key: &SecretValue,
+) -> String {
+    let request = SigningRequest {
+        method: method.as_str(),
+        path: url.path(),
+        query,
+        headers,
+        body,
+    };
+    let sdk_date = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("X-Sdk-Date"))
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default();
+    let canonical = signer::canonical_request(&request);
+    let signature = signer::signature(
+        secret_key.expose(),
+        &signer::string_to_sign(sdk_date, &canonical),
+    );
+    signer::authorization(access_key, &signer::signed_headers(&request), &signature)
+}
+
+/// `host[:port]` exactly as sent: a non-default port is part of what the gateway checks.
+fn host_header(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(answer: &RawAnswer) -> Result<T, DliError> {
+    serde_json::from_slice(&answer.body).map_err(|error| DliError::Malformed {
+        status: answer.status,
+        detail: error.to_string(),
+        request_id: answer.request_id.clone(),
+    })
+}
+
+fn error_from_answer(answer: RawAnswer) -> DliError {
+    match serde_json::from_slice::<ErrorBody>(&answer.body) {
+        Ok(body) => DliError::Api {
+            status: answer.status,
+            request_id: answer.request_id.or_else(|| body.request_id.clone()),
+            body,
+            retry_after: answer.retry_after,
+            server_date: answer.server_date,
+        },
+        Err(_) => DliError::Http {
+            status: answer.status,
+            excerpt: excerpt(&answer.body),
+            request_id: answer.request_id,
+            retry_after: answer.retry_after,
+            server_date: answer.server_date,
+        },
+    }
+}
+
+/// The start of a body that is not an error document, for the message (e.g. a proxy's page).
+fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+pub(super) enum ReadError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge => f.write_str("the answer is too large"),
+            ReadError::Transport(error) => f.write_str(&transport_detail(error).0),
+        }
+    }
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` bytes.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, ReadError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The whole cause chain in one line (reqwest's own message hides the cause), and the TLS
+/// error in it, if any.
+pub(super) fn transport_detail(error: &reqwest::Error) -> (String, Option<String>) {
+    let mut parts = vec![error.to_string()];
+    let mut tls = None;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        if let Some(rustls_error) = rustls_error(cause) {
+            tls = Some(rustls_error.to_string());
+        }
+        source = cause.source();
+    }
+    (parts.join(": "), tls)
+}
+
+/// rustls errors hide inside `std::io::Error`, whose `source()` skips the payload.
+fn rustls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    cause.downcast_ref::<rustls::Error>().or_else(|| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_header_keeps_a_non_default_port() {
+        let url = Url::parse("http://127.0.0.1:8080/x").expect("url");
+        assert_eq!(host_header(&url), "127.0.0.1:8080");
+        let url = Url::parse("https://dli.example.com:443/x").expect("url");
+        assert_eq!(host_header(&url), "dli.example.com");
+    }
+
+    #[test]
+    fn non_json_error_bodies_are_excerpted() {
+        let long = "x".repeat(500);
+        assert_eq!(excerpt(long.as_bytes()).len(), 203);
+        assert_eq!(excerpt(b"  Bad Gateway \n"), "Bad Gateway");
+    }
+
+    #[test]
+    fn an_error_body_becomes_an_api_error_with_its_request_id() {
+        let error = error_from_answer(RawAnswer {
+            status: 400,
+            request_id: Some("hdr".into()),
+            body: Bytes::from_static(
+                br#"{"error_code":"DLI.16001","error_msg":"job 9 not found"}"#,
+            ),
+            retry_after: None,
+            server_date: None,
+        });
+        assert_eq!(error.error_code(), Some("DLI.16001"));
+        assert_eq!(error.request_id(), Some("hdr"));
+        let bare = error_from_answer(RawAnswer {
+            status: 502,
+            request_id: None,
+            body: Bytes::from_static(b"<html>bad gateway</html>"),
+            retry_after: None,
+            server_date: None,
+        });
+        assert!(matches!(bare, DliError::Http { status: 502, .. }));
+    }
+}

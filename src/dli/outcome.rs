@@ -1,0 +1,257 @@
+//! The one place that decides what a stop call's outcome means for the once-per-generation
+//! promise (design.md section 2, step 4): may it be retried, must it be resolved read-only, or
+//! is it final?
+
+use std::time::Duration;
+
+use super::client::StopAnswer;
+use super::error::DliError;
+
+/// How a failed call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeClass {
+    /// DLI answered with an error body: final, retrying would be refused the same way.
+    Rejected,
+    /// The call certainly did not reach DLI (or DLI certainly did not act on it): safe to retry.
+    NotDelivered,
+    /// The call may have reached DLI: never resend, resolve with the job-detail API.
+    Ambiguous,
+}
+
+/// Every outcome of a batch-stop call.
+#[derive(Debug)]
+pub enum StopOutcome {
+    Delivered(StopAnswer),
+    Rejected(DliError),
+    NotDelivered {
+        error: DliError,
+        retry_after: Option<Duration>,
+    },
+    Ambiguous(DliError),
+}
+
+/// Sorts a batch-stop result into the protocol's four cases.
+pub fn classify(result: Result<StopAnswer, DliError>) -> StopOutcome {
+    match result {
+        Ok(answer) => StopOutcome::Delivered(answer),
+        Err(error) => match error.class() {
+            OutcomeClass::Rejected => StopOutcome::Rejected(error),
+            OutcomeClass::NotDelivered => StopOutcome::NotDelivered {
+                retry_after: error.retry_after(),
+                error,
+            },
+            OutcomeClass::Ambiguous => StopOutcome::Ambiguous(error),
+        },
+    }
+}
+
+/// What an error HTTP status says about delivery.
+///
+/// 401/403 and 429 are answered by the gateway before DLI sees the call; 502/503/504 mean the
+/// gateway could not hand it on. A 500 comes from DLI itself, which may have acted before
+/// failing. Any other 4xx is DLI refusing the input, final.
+pub fn class_of_status(status: u16) -> OutcomeClass {
+    match status {
+        401 | 403 | 429 | 502 | 503 | 504 => OutcomeClass::NotDelivered,
+        400..=499 => OutcomeClass::Rejected,
+        _ => OutcomeClass::Ambiguous,
+    }
+}
+
+impl DliError {
+    /// How this failure counts for a POST that changes state (the batch stop).
+    ///
+    /// Only a failed connect is certainly "not delivered": once a connection exists, the HTTP
+    /// client cannot tell whether the request bytes left before a failure, so every transport
+    /// failure after that point is ambiguous. A success status with an unreadable or oversized
+    /// body is ambiguous too: DLI acted, but we cannot say on what.
+    pub fn class(&self) -> OutcomeClass {
+        match self {
+            DliError::Connect { .. } | DliError::IamToken { .. } => OutcomeClass::NotDelivered,
+            DliError::Timeout { .. } | DliError::Transport { .. } => OutcomeClass::Ambiguous,
+            DliError::Api { status, .. } | DliError::Http { status, .. } => {
+                class_of_status(*status)
+            }
+            DliError::TooLarge { status, .. } | DliError::Malformed { status, .. } => {
+                if (200..300).contains(status) {
+                    OutcomeClass::Ambiguous
+                } else {
+                    class_of_status(*status)
+                }
+            }
+        }
+    }
+
+    /// How long the server asked to wait before the next try (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DliError::Api { retry_after, .. } | DliError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Reads `Retry-After`: delay-seconds or an HTTP date (RFC 9110 section 10.2.3). A date in
+/// the past means "now".
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = parse_http_date(value)?;
+    Some(now.duration_until(at).try_into().unwrap_or(Duration::ZERO))
+}
+
+/// Reads an HTTP date such as `Sun, 06 Nov 1994 08:49:37 GMT` (the `Date` header).
+pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::parse(value.trim())
+        .ok()
+        .map(|zoned| zoned.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dli::wire::ErrorBody;
+
+    fn api(status: u16, code: &str) -> DliError {
+        DliError::Api {
+            status,
+            body: ErrorBody {
+                error_code: code.into(),
+                error_msg: "m".into(),
+                request_id: None,
+            },
+            request_id: None,
+            retry_after: None,
+            server_date: None,
+        }
+    }
+
+    #[test]
+    fn dli_error_bodies_on_4xx_are_final() {
+        assert_eq!(api(400, "DLI.0001").class(), OutcomeClass::Rejected);
+        assert_eq!(api(400, "DLI.16001").class(), OutcomeClass::Rejected);
+        assert_eq!(api(404, "DLI.0023").class(), OutcomeClass::Rejected);
+    }
+
+    #[test]
+    fn gateway_refusals_are_not_delivered() {
+        for status in [401, 403, 429, 502, 503, 504] {
+            assert_eq!(
+                api(status, "APIGW.0301").class(),
+                OutcomeClass::NotDelivered,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_500_is_ambiguous_because_dli_may_have_acted() {
+        assert_eq!(api(500, "DLI.0999").class(), OutcomeClass::Ambiguous);
+        let bare = DliError::Http {
+            status: 500,
+            excerpt: String::new(),
+            request_id: None,
+            retry_after: None,
+            server_date: None,
+        };
+        assert_eq!(bare.class(), OutcomeClass::Ambiguous);
+    }
+
+    #[test]
+    fn transport_failures_after_connecting_are_ambiguous_and_connect_failures_are_not() {
+        let connect = DliError::Connect {
+            endpoint: "http://127.0.0.1:1".into(),
+            detail: "refused".into(),
+            tls: None,
+        };
+        assert_eq!(connect.class(), OutcomeClass::NotDelivered);
+        let timeout = DliError::Timeout {
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(timeout.class(), OutcomeClass::Ambiguous);
+        let cut = DliError::Transport {
+            detail: "reset".into(),
+        };
+        assert_eq!(cut.class(), OutcomeClass::Ambiguous);
+    }
+
+    #[test]
+    fn unreadable_success_answers_are_ambiguous() {
+        let malformed = DliError::Malformed {
+            status: 200,
+            detail: "eof".into(),
+            request_id: None,
+        };
+        assert_eq!(malformed.class(), OutcomeClass::Ambiguous);
+        let large = DliError::TooLarge {
+            status: 200,
+            limit: 10,
+            request_id: None,
+        };
+        assert_eq!(large.class(), OutcomeClass::Ambiguous);
+        let large_503 = DliError::TooLarge {
+            status: 503,
+            limit: 10,
+            request_id: None,
+        };
+        assert_eq!(large_503.class(), OutcomeClass::NotDelivered);
+    }
+
+    #[test]
+    fn no_token_means_the_stop_was_never_sent() {
+        let error = DliError::IamToken {
+            iam_endpoint: "https://iam".into(),
+            status: Some(401),
+            detail: "wrong password".into(),
+            tls: None,
+        };
+        assert_eq!(error.class(), OutcomeClass::NotDelivered);
+    }
+
+    #[test]
+    fn classify_carries_retry_after_for_retries() {
+        let throttled = DliError::Api {
+            status: 429,
+            body: ErrorBody {
+                error_code: "APIGW.0308".into(),
+                error_msg: "throttled".into(),
+                request_id: None,
+            },
+            request_id: None,
+            retry_after: Some(Duration::from_secs(7)),
+            server_date: None,
+        };
+        match classify(Err(throttled)) {
+            StopOutcome::NotDelivered { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
+            other => panic!("expected NotDelivered, got {other:?}"),
+        }
+        assert!(matches!(
+            classify(Err(api(400, "DLI.0001"))),
+            StopOutcome::Rejected(_)
+        ));
+        assert!(matches!(
+            classify(Err(api(500, "DLI.0999"))),
+            StopOutcome::Ambiguous(_)
+        ));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now: jiff::Timestamp = "2024-01-01T00:00:00Z".parse().expect("timestamp");
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 2024 00:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 31 Dec 2023 23:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+}
