@@ -2,6 +2,21 @@
 //! (`dli-sim`, `make demo`, chaos runs).
 //!
 //! It is NOT authenticated: the stand-in is a loopback test tool and must never face a network.
+//!
+//! | Call | Body | Effect |
+//! |------|------|--------|
+//! | `POST /_sim/jobs` | `{"ids":[1,2],"status":"job_running"}` (status optional) | add or reset jobs |
+//! | `POST /_sim/outcomes` | `{"ids":[1],"outcome":"succeed"\|"fail_to_stop"\|"hang"}` | how their next stop ends |
+//! | `POST /_sim/faults` | `{"operation":"batch_stop","fault":{"kind":"status429","retry_after_secs":2}}` | queue a one-shot fault |
+//! | `POST /_sim/random-faults` | `{"probability":0.2,"seed":7,"kinds":[{"kind":"status503"}]}` or `null` | chaos mode on/off |
+//! | `POST /_sim/settings` | `{"answer_shape":"per_job"\|"single_element","clock_skew_secs":-600}` | answer layout, gateway clock |
+//! | `POST /_sim/credentials` | `{"access_keys":[{"access_key":"AK","secret_key":"SK","security_token":null}],"iam_users":[{"domain":"d","user":"u","password":"p"}],"tokens":["t"]}` | accept credentials |
+//! | `POST /_sim/release` | none | let held requests go on |
+//! | `GET /_sim/stats` | | [`StatsBody`]: stop calls per job and in total, the call log, job statuses |
+//!
+//! Operations: `batch_stop`, `job_detail`, `list_jobs`, `iam_token`. Fault kinds: `latency`
+//! (`ms`), `status429` (`retry_after_secs`), `status500`, `status502`, `status503`,
+//! `cut_after_request` (`applied`), `malformed_body`, `oversized_body` (`bytes`), `hold` (`applied`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -119,13 +119,25 @@ async fn no_such_api(req: Incoming) -> Response {
     )
 }
 
+/// An answer given before the operation runs.
+struct Refusal {
+    status: StatusCode,
+    body: Value,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        json_response(self.status, &self.body)
+    }
+}
+
 /// Authenticates a DLI call, checks its project and draws its fault.
 fn admit(
     shared: &Shared,
     op: Operation,
     project_id: &str,
     req: &Incoming,
-) -> Result<Option<Fault>, Response> {
+) -> Result<Option<Fault>, Refusal> {
     let mut state = shared.state();
     let now = state.gateway_now(Timestamp::now());
     if let Err(err) = authenticate(&state.creds, &req.received(), project_id, now) {
@@ -135,14 +147,20 @@ fn admit(
             &err.to_string(),
             err.from_gateway().then_some(req.request_id.as_str()),
         );
-        return Err(json_response(err.status(), &body));
+        return Err(Refusal {
+            status: err.status(),
+            body,
+        });
     }
     if project_id != state.project_id {
-        return Err(dli_error(
-            StatusCode::BAD_REQUEST,
-            "DLI.0002",
-            &format!("The project {project_id} does not exist."),
-        ));
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            body: error_body(
+                "DLI.0002",
+                &format!("The project {project_id} does not exist."),
+                None,
+            ),
+        });
     }
     Ok(state.faults.next(op))
 }
@@ -263,7 +281,7 @@ async fn batch_stop(
 ) -> Response {
     let fault = match admit(&shared, Operation::BatchStop, &project_id, &req) {
         Ok(fault) => fault,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let body: BatchStopBody = match serde_json::from_slice(&req.body) {
         Ok(body) => body,
@@ -311,7 +329,7 @@ async fn job_detail(
 ) -> Response {
     let fault = match admit(&shared, Operation::JobDetail, &project_id, &req) {
         Ok(fault) => fault,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Ok(job_id) = job_id.parse::<i64>() else {
         return dli_error(
@@ -345,37 +363,22 @@ async fn list_jobs(
 ) -> Response {
     let fault = match admit(&shared, Operation::ListJobs, &project_id, &req) {
         Ok(fault) => fault,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
-    let params = parse_query(req.uri.query().unwrap_or_default());
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let number = |name: &str, default: usize| match param(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            dli_error(
+    let ListParams {
+        limit,
+        offset,
+        status,
+    } = match parse_list_params(req.uri.query().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(message) => {
+            return dli_error(
                 StatusCode::BAD_REQUEST,
                 "DLI.0001",
-                &format!("Parameter check failed: {name}={v} is not a number."),
-            )
-        }),
+                &format!("Parameter check failed: {message}"),
+            );
+        }
     };
-    let (limit, offset) = match (number("limit", DEFAULT_LIST_LIMIT), number("offset", 0)) {
-        (Ok(limit), Ok(offset)) => (limit, offset),
-        (Err(response), _) | (_, Err(response)) => return response,
-    };
-    if limit > MAX_LIST_LIMIT {
-        return dli_error(
-            StatusCode::BAD_REQUEST,
-            "DLI.0001",
-            &format!("Parameter check failed: limit must be between 0 and {MAX_LIST_LIMIT}."),
-        );
-    }
-    let status = param("status");
     if fault.as_ref().is_none_or(Fault::reaches_dli) {
         shared.state().stats.list_calls += 1;
     }
@@ -388,6 +391,39 @@ async fn list_jobs(
         json_response(StatusCode::OK, &job_list_body(page.job_count, page.jobs))
     };
     respond(&shared, &req.request_id, fault, work).await
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct ListParams {
+    limit: usize,
+    offset: usize,
+    status: Option<String>,
+}
+
+/// Reads `limit`, `offset` and `status` of a list call; the error says what is wrong.
+fn parse_list_params(raw_query: &str) -> Result<ListParams, String> {
+    let params = parse_query(raw_query);
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let number = |name: &str, default: usize| match param(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("{name}={v} is not a number.")),
+    };
+    let limit = number("limit", DEFAULT_LIST_LIMIT)?;
+    if limit > MAX_LIST_LIMIT {
+        return Err(format!("limit must be between 0 and {MAX_LIST_LIMIT}."));
+    }
+    Ok(ListParams {
+        limit,
+        offset: number("offset", 0)?,
+        status: param("status"),
+    })
 }
 
 /// The parts of a password-method token request the stand-in checks.
@@ -506,6 +542,28 @@ fn iam_time(at: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_parameters_have_defaults_and_bounds() {
+        assert_eq!(
+            parse_list_params(""),
+            Ok(ListParams {
+                limit: 10,
+                offset: 0,
+                status: None
+            })
+        );
+        assert_eq!(
+            parse_list_params("limit=100&offset=5&status=job_running"),
+            Ok(ListParams {
+                limit: 100,
+                offset: 5,
+                status: Some("job_running".into())
+            })
+        );
+        assert!(parse_list_params("limit=101").is_err());
+        assert!(parse_list_params("offset=-1").is_err());
+    }
 
     #[test]
     fn iam_times_have_microseconds_and_a_z() {
