@@ -595,7 +595,7 @@ async fn a_held_stop_waits_for_release_and_applies_then() {
     sim.inject(Operation::BatchStop, Fault::Hold { applied: false });
     let caller = Caller::new(&sim);
     let pending = tokio::spawn(async move { caller.stop(&[128], false).await.map(|r| r.status()) });
-    wait_until("the stop to be held", || sim.held_requests() == 1).await;
+    assert!(sim.wait_held(1, Duration::from_secs(10)).await);
     assert_eq!(sim.total_stop_calls(), 1);
     assert_eq!(sim.job_status(128).as_deref(), Some("job_running"));
     sim.release_held();
@@ -981,7 +981,7 @@ async fn the_admin_api_drives_the_sim_from_outside() {
             .await
             .unwrap()
     });
-    wait_until("the stop to be held", || sim.held_requests() == 1).await;
+    assert!(sim.wait_held(1, Duration::from_secs(10)).await);
     assert!(
         post("release", json!({}))
             .await

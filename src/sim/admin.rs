@@ -35,7 +35,7 @@ use crate::sim::jobs::{JOB_RUNNING, StopOutcome};
 use crate::sim::shared::Shared;
 use crate::sim::state::{AnswerShape, StopCall};
 
-pub fn router() -> Router<Arc<Shared>> {
+pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/jobs", post(put_jobs))
         .route("/outcomes", post(put_outcomes))

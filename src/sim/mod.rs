@@ -234,6 +234,19 @@ impl DliSim {
         self.inner.shared.held()
     }
 
+    /// Waits until at least `count` requests are held; false if that did not happen within
+    /// `timeout`. Release only after this, since a release lets go of requests held *so far*.
+    pub async fn wait_held(&self, count: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.held_requests() < count {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Stop calls that named `job_id` (see the counting rule in the module docs).
     pub fn stop_calls(&self, job_id: i64) -> usize {
         self.state()
