@@ -317,34 +317,37 @@ impl DliClient {
         body: &[u8],
         token: Option<&SecretValue>,
     ) -> Result<HeaderMap, DliError> {
-        let mut pairs: Vec<(String, String)> = vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("Host".into(), host_header(url)),
-            ("X-Project-Id".into(), self.connection.project_id.clone()),
-        ];
+        let sdk_date = signer::sdk_date(jiff::Timestamp::now());
+        let pairs = self.signed_pairs(url, &sdk_date);
         let mut unsigned: Vec<(String, String)> = vec![("X-Language".into(), "en-us".into())];
         match (&self.connection.auth, token) {
             (
                 Auth::AkSk {
                     access_key,
                     secret_key,
-                    security_token,
+                    ..
                 },
                 _,
             ) => {
-                pairs.push((
-                    "X-Sdk-Date".into(),
-                    signer::sdk_date(jiff::Timestamp::now()),
-                ));
-                if let Some(security_token) = security_token {
-                    pairs.push((
-                        "X-Security-Token".into(),
-                        security_token.expose().to_owned(),
-                    ));
-                }
+                let request = SigningRequest {
+                    method: method.as_str(),
+                    path: url.path(),
+                    query,
+                    headers: &pairs,
+                    body,
+                };
+                let canonical = signer::canonical_request(&request);
+                let signature = signer::signature(
+                    secret_key.expose(),
+                    &signer::string_to_sign(&sdk_date, &canonical),
+                );
                 unsigned.push((
                     "Authorization".into(),
-                    sign(method, url, query, &pairs, body, access_key, secret_key),
+                    signer::authorization(
+                        access_key,
+                        &signer::signed_headers(&request),
+                        &signature,
+                    ),
                 ));
             }
             (Auth::Token(token), _) | (Auth::IamPassword { .. }, Some(token)) => {
@@ -377,6 +380,45 @@ impl DliClient {
         Ok(headers)
     }
 
+    /// The headers that are sent and, with AK/SK, signed: every one must arrive unchanged.
+    fn signed_pairs(&self, url: &Url, sdk_date: &str) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Host".into(), host_header(url)),
+            ("X-Project-Id".into(), self.connection.project_id.clone()),
+        ];
+        if let Auth::AkSk { security_token, .. } = &self.connection.auth {
+            pairs.push(("X-Sdk-Date".into(), sdk_date.to_owned()));
+            if let Some(security_token) = security_token {
+                pairs.push((
+                    "X-Security-Token".into(),
+                    security_token.expose().to_owned(),
+                ));
+            }
+        }
+        pairs
+    }
+
+    /// The canonical request this client signs for `list_jobs(limit)` sent at `sdk_date`, so
+    /// `check` can set it next to the one the gateway echoes when it refuses a signature.
+    /// `None` unless the connection signs with AK/SK.
+    pub fn list_jobs_canonical_request(&self, limit: u32, sdk_date: &str) -> Option<String> {
+        if !matches!(self.connection.auth, Auth::AkSk { .. }) {
+            return None;
+        }
+        let path = format!("/v1.0/{}/streaming/jobs", self.connection.project_id);
+        let query = [("limit".to_owned(), limit.to_string())];
+        let url = self.url(&path, &query);
+        let pairs = self.signed_pairs(&url, sdk_date);
+        Some(signer::canonical_request(&SigningRequest {
+            method: Method::GET.as_str(),
+            path: url.path(),
+            query: &query,
+            headers: &pairs,
+            body: b"",
+        }))
+    }
+
     fn transport_error(&self, error: &reqwest::Error) -> DliError {
         let (detail, tls) = transport_detail(error);
         if error.is_connect() {
@@ -393,35 +435,6 @@ impl DliClient {
             DliError::Transport { detail }
         }
     }
-}
-
-fn sign(
-    method: &Method,
-    url: &Url,
-    query: &[(String, String)],
-    headers: &[(String, String)],
-    body: &[u8],
-    access_key: &str,
-    secret_key: &SecretValue,
-) -> String {
-    let request = SigningRequest {
-        method: method.as_str(),
-        path: url.path(),
-        query,
-        headers,
-        body,
-    };
-    let sdk_date = headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("X-Sdk-Date"))
-        .map(|(_, value)| value.as_str())
-        .unwrap_or_default();
-    let canonical = signer::canonical_request(&request);
-    let signature = signer::signature(
-        secret_key.expose(),
-        &signer::string_to_sign(sdk_date, &canonical),
-    );
-    signer::authorization(access_key, &signer::signed_headers(&request), &signature)
 }
 
 /// `host[:port]` exactly as sent: a non-default port is part of what the gateway checks.
@@ -532,14 +545,16 @@ pub(super) fn transport_detail(error: &reqwest::Error) -> (String, Option<String
     (parts.join(": "), tls)
 }
 
-/// rustls errors hide inside `std::io::Error`, whose `source()` skips the payload.
+/// rustls errors hide inside (possibly nested) `std::io::Error`s, whose `source()` skips the
+/// payload.
 fn rustls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    cause.downcast_ref::<rustls::Error>().or_else(|| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    })
+    if let Some(found) = cause.downcast_ref::<rustls::Error>() {
+        return Some(found);
+    }
+    cause
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| rustls_error(inner))
 }
 
 #[cfg(test)]

@@ -1,0 +1,449 @@
+//! The DLI client over real HTTP(S) against the stand-in: every outcome class of the stop call,
+//! every way to authenticate, and TLS with a private CA.
+
+use std::time::Duration;
+
+use dli_stop_operator::connection::{Auth, Connection, SecretValue};
+use dli_stop_operator::dli::{
+    ClientOptions, DliClient, DliError, JobStatus, OutcomeClass, StopOutcome, classify,
+};
+use dli_stop_operator::sim::{AnswerShape, DliSim, Fault, Operation, SimConfig};
+
+const AK: &str = "TESTACCESSKEY";
+const SK: &str = "test-secret-key";
+
+async fn start(config: SimConfig) -> DliSim {
+    let sim = DliSim::start(config).await.expect("stand-in starts");
+    sim.add_ak_sk(AK, SK);
+    sim.add_running_jobs(&[128, 137]);
+    sim
+}
+
+async fn sim() -> DliSim {
+    start(SimConfig::default()).await
+}
+
+fn connection(sim: &DliSim, auth: Auth) -> Connection {
+    Connection {
+        endpoint: sim.endpoint().parse().expect("endpoint URL"),
+        project_id: sim.project_id(),
+        auth,
+        ca_bundle: sim.ca_pem(),
+    }
+}
+
+fn ak_sk(access_key: &str, secret_key: &str) -> Auth {
+    Auth::AkSk {
+        access_key: access_key.into(),
+        secret_key: SecretValue::new(secret_key),
+        security_token: None,
+    }
+}
+
+fn client_with(connection: Connection, options: ClientOptions) -> DliClient {
+    DliClient::new(connection, options).expect("client builds")
+}
+
+fn client(sim: &DliSim) -> DliClient {
+    client_with(connection(sim, ak_sk(AK, SK)), ClientOptions::default())
+}
+
+async fn stop_error(client: &DliClient, job_ids: &[i64]) -> DliError {
+    client
+        .batch_stop(job_ids, false)
+        .await
+        .expect_err("the stop call fails")
+}
+
+#[tokio::test]
+async fn a_delivered_stop_maps_one_element_per_job_and_records_the_request_id() {
+    let sim = sim().await;
+    let answer = client(&sim)
+        .batch_stop(&[128, 137], true)
+        .await
+        .expect("delivered");
+    assert_eq!(answer.http_status, 200);
+    assert!(
+        answer
+            .request_id
+            .as_deref()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(answer.elements.len(), 2);
+    assert_eq!(
+        answer
+            .jobs
+            .iter()
+            .map(|job| (job.job_id, job.is_success))
+            .collect::<Vec<_>>(),
+        [(128, Some(true)), (137, Some(true))]
+    );
+    assert_eq!(sim.stop_calls(128), 1);
+    assert_eq!(sim.stop_calls(137), 1);
+    assert_eq!(sim.stop_call_log()[0].trigger_savepoint, true);
+}
+
+#[tokio::test]
+async fn a_single_element_answer_applies_to_every_job() {
+    let sim = sim().await;
+    sim.set_answer_shape(AnswerShape::SingleElement);
+    let answer = client(&sim)
+        .batch_stop(&[128, 137], false)
+        .await
+        .expect("delivered");
+    assert_eq!(answer.elements.len(), 1);
+    assert!(answer.jobs.iter().all(|job| job.is_success == Some(true)));
+    assert_eq!(answer.jobs.len(), 2);
+}
+
+#[tokio::test]
+async fn a_parameter_error_is_rejected_and_final() {
+    let sim = sim().await;
+    let error = stop_error(&client(&sim), &[]).await;
+    assert_eq!(error.class(), OutcomeClass::Rejected);
+    assert_eq!(error.error_code(), Some("DLI.0001"));
+    assert_eq!(error.http_status(), Some(400));
+    assert!(
+        error
+            .to_string()
+            .starts_with("DLI rejected the request: DLI.0001"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_job_is_rejected_with_dli_16001() {
+    let sim = sim().await;
+    let error = stop_error(&client(&sim), &[999]).await;
+    assert_eq!(error.class(), OutcomeClass::Rejected);
+    assert_eq!(error.error_code(), Some("DLI.16001"));
+    assert!(matches!(classify(Err(error)), StopOutcome::Rejected(_)));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_not_delivered_and_shows_the_gateways_canonical_request() {
+    let sim = sim().await;
+    let client = client_with(
+        connection(&sim, ak_sk(AK, "wrong")),
+        ClientOptions::default(),
+    );
+    let error = stop_error(&client, &[128]).await;
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+    assert_eq!(error.error_code(), Some("APIGW.0301"));
+    assert!(error.request_id().is_some());
+    let message = error.to_string();
+    assert!(
+        message.contains("check the access key/secret key"),
+        "{message}"
+    );
+    assert!(message.contains("canonicalRequest:POST|"), "{message}");
+    assert!(
+        !message.contains("wrong"),
+        "the secret key leaked: {message}"
+    );
+    assert_eq!(sim.total_stop_calls(), 0);
+}
+
+#[tokio::test]
+async fn throttling_is_not_delivered_and_carries_retry_after() {
+    let sim = sim().await;
+    sim.inject(
+        Operation::BatchStop,
+        Fault::Status429 {
+            retry_after_secs: Some(3),
+        },
+    );
+    match classify(client(&sim).batch_stop(&[128], false).await) {
+        StopOutcome::NotDelivered { retry_after, error } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(3)));
+            assert_eq!(error.http_status(), Some(429));
+        }
+        other => panic!("expected NotDelivered, got {other:?}"),
+    }
+    assert_eq!(sim.total_stop_calls(), 0);
+}
+
+#[tokio::test]
+async fn gateway_unavailable_is_not_delivered() {
+    let sim = sim().await;
+    for fault in [Fault::Status502, Fault::Status503] {
+        sim.inject(Operation::BatchStop, fault);
+        let error = stop_error(&client(&sim), &[128]).await;
+        assert_eq!(error.class(), OutcomeClass::NotDelivered, "{error}");
+    }
+    assert_eq!(sim.total_stop_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_server_error_is_ambiguous() {
+    let sim = sim().await;
+    sim.inject(Operation::BatchStop, Fault::Status500);
+    let error = stop_error(&client(&sim), &[128]).await;
+    assert_eq!(error.class(), OutcomeClass::Ambiguous);
+    assert_eq!(error.error_code(), Some("DLI.0999"));
+}
+
+#[tokio::test]
+async fn a_connection_cut_after_the_request_is_ambiguous() {
+    let sim = sim().await;
+    sim.inject(
+        Operation::BatchStop,
+        Fault::CutAfterRequest { applied: true },
+    );
+    let error = stop_error(&client(&sim), &[128]).await;
+    assert_eq!(error.class(), OutcomeClass::Ambiguous, "{error}");
+    assert_eq!(sim.stop_calls(128), 1, "the cut call did reach DLI");
+}
+
+#[tokio::test]
+async fn a_malformed_success_body_is_ambiguous() {
+    let sim = sim().await;
+    sim.inject(Operation::BatchStop, Fault::MalformedBody);
+    let error = stop_error(&client(&sim), &[128]).await;
+    assert!(
+        matches!(error, DliError::Malformed { status: 200, .. }),
+        "{error}"
+    );
+    assert_eq!(error.class(), OutcomeClass::Ambiguous);
+    assert!(error.request_id().is_some());
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_and_ambiguous() {
+    let sim = sim().await;
+    sim.inject(Operation::BatchStop, Fault::OversizedBody(200_000));
+    let options = ClientOptions {
+        max_response_bytes: 64 * 1024,
+        ..ClientOptions::default()
+    };
+    let client = client_with(connection(&sim, ak_sk(AK, SK)), options);
+    let error = stop_error(&client, &[128]).await;
+    assert!(
+        matches!(
+            error,
+            DliError::TooLarge {
+                status: 200,
+                limit: 65536,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.class(), OutcomeClass::Ambiguous);
+}
+
+#[tokio::test]
+async fn an_answer_later_than_the_request_timeout_is_ambiguous() {
+    let sim = sim().await;
+    sim.inject(Operation::BatchStop, Fault::Latency(Duration::from_secs(3)));
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(500),
+        ..ClientOptions::default()
+    };
+    let client = client_with(connection(&sim, ak_sk(AK, SK)), options);
+    let error = stop_error(&client, &[128]).await;
+    assert!(matches!(error, DliError::Timeout { .. }), "{error}");
+    assert_eq!(error.class(), OutcomeClass::Ambiguous);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_not_delivered() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        listener.local_addr().expect("address").port()
+    };
+    let connection = Connection {
+        endpoint: format!("http://127.0.0.1:{port}").parse().expect("url"),
+        project_id: "abc".into(),
+        auth: ak_sk(AK, SK),
+        ca_bundle: None,
+    };
+    let error = stop_error(&client_with(connection, ClientOptions::default()), &[1]).await;
+    assert!(matches!(error, DliError::Connect { .. }), "{error}");
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+}
+
+#[tokio::test]
+async fn a_wrong_project_is_rejected() {
+    let sim = sim().await;
+    let mut wrong = connection(&sim, ak_sk(AK, SK));
+    wrong.project_id = "ffffffffffffffffffffffffffffffff".into();
+    let error = client_with(wrong, ClientOptions::default())
+        .list_jobs(1)
+        .await
+        .expect_err("unknown project");
+    assert_eq!(error.class(), OutcomeClass::Rejected);
+    assert_eq!(error.error_code(), Some("DLI.0002"));
+}
+
+#[tokio::test]
+async fn temporary_credentials_send_their_security_token() {
+    let sim = sim().await;
+    sim.add_temporary_ak_sk("TEMPAK", "TEMPSK", "TEMPTOKEN");
+    let with_token = Auth::AkSk {
+        access_key: "TEMPAK".into(),
+        secret_key: SecretValue::new("TEMPSK"),
+        security_token: Some(SecretValue::new("TEMPTOKEN")),
+    };
+    let client = client_with(connection(&sim, with_token), ClientOptions::default());
+    client.batch_stop(&[128], false).await.expect("delivered");
+    let without = client_with(
+        connection(&sim, ak_sk("TEMPAK", "TEMPSK")),
+        ClientOptions::default(),
+    );
+    let error = without.job_detail(128).await.expect_err("token missing");
+    assert_eq!(error.http_status(), Some(401));
+}
+
+fn iam(sim: &DliSim, password: &str) -> Auth {
+    Auth::IamPassword {
+        iam_endpoint: sim.endpoint().parse().expect("url"),
+        username: "operator".into(),
+        password: SecretValue::new(password),
+        domain_name: "acme".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_iam_token_is_issued_once_and_shared_by_concurrent_calls() {
+    let sim = sim().await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    let client = client_with(
+        connection(&sim, iam(&sim, "pa55word")),
+        ClientOptions::default(),
+    );
+    let details = futures::future::join_all((0..5).map(|_| client.job_detail(128))).await;
+    for detail in details {
+        assert_eq!(detail.expect("job detail").job_id, 128);
+    }
+    client
+        .batch_stop(&[128, 137], false)
+        .await
+        .expect("delivered");
+    assert_eq!(sim.token_issues(), 1);
+}
+
+#[tokio::test]
+async fn a_short_lived_iam_token_is_refreshed_before_it_expires() {
+    let sim = start(SimConfig {
+        token_ttl: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    let client = client_with(
+        connection(&sim, iam(&sim, "pa55word")),
+        ClientOptions::default(),
+    );
+    client.job_detail(128).await.expect("first call");
+    client.job_detail(128).await.expect("cached token");
+    assert_eq!(sim.token_issues(), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    client.job_detail(128).await.expect("refreshed token");
+    assert_eq!(sim.token_issues(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_iam_password_means_the_stop_was_never_sent() {
+    let sim = sim().await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    let client = client_with(
+        connection(&sim, iam(&sim, "nope")),
+        ClientOptions::default(),
+    );
+    let error = stop_error(&client, &[128]).await;
+    assert!(
+        matches!(
+            error,
+            DliError::IamToken {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+    assert!(!error.to_string().contains("nope"));
+    assert_eq!(sim.total_stop_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_static_token_is_sent_as_is() {
+    let sim = sim().await;
+    sim.add_static_token("static-token");
+    let good = client_with(
+        connection(&sim, Auth::Token(SecretValue::new("static-token"))),
+        ClientOptions::default(),
+    );
+    let detail = good.job_detail(137).await.expect("job detail");
+    assert_eq!(detail.status, JobStatus::Running);
+    let bad = client_with(
+        connection(&sim, Auth::Token(SecretValue::new("other-token"))),
+        ClientOptions::default(),
+    );
+    let error = bad.job_detail(137).await.expect_err("unknown token");
+    assert_eq!(error.http_status(), Some(401));
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+}
+
+#[tokio::test]
+async fn job_detail_follows_a_stop_to_its_end_with_the_savepoint() {
+    let sim = start(SimConfig {
+        stop_delay: Duration::from_millis(200),
+        savepoint_delay: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    client.batch_stop(&[128], true).await.expect("delivered");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let detail = loop {
+        let detail = client.job_detail(128).await.expect("job detail");
+        if detail.status == JobStatus::CancelSuccess || tokio::time::Instant::now() > deadline {
+            break detail;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(detail.status, JobStatus::CancelSuccess);
+    assert_eq!(detail.savepoint_path, sim.savepoint_path(128));
+    assert!(detail.savepoint_path.is_some());
+}
+
+#[tokio::test]
+async fn list_jobs_reports_the_request_id() {
+    let sim = sim().await;
+    let list = client(&sim).list_jobs(1).await.expect("job list");
+    assert_eq!(list.http_status, 200);
+    assert!(list.request_id.is_some());
+    assert_eq!(list.jobs.len(), 1);
+    assert_eq!(list.job_count, Some(2));
+    assert_eq!(sim.list_calls(), 1);
+}
+
+#[tokio::test]
+async fn tls_with_the_stand_ins_ca_works_and_fails_without_it() {
+    let sim = start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await;
+    assert!(sim.endpoint().starts_with("https://"));
+    client(&sim)
+        .list_jobs(1)
+        .await
+        .expect("trusted via caBundle");
+
+    let mut untrusted = connection(&sim, ak_sk(AK, SK));
+    untrusted.ca_bundle = None;
+    let error = client_with(untrusted, ClientOptions::default())
+        .list_jobs(1)
+        .await
+        .expect_err("unknown CA");
+    match &error {
+        DliError::Connect { tls: Some(tls), .. } => {
+            assert!(tls.to_lowercase().contains("certificate"), "{tls}")
+        }
+        other => panic!("expected a TLS connect error, got {other:?}"),
+    }
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+}
