@@ -1017,3 +1017,88 @@ async fn the_admin_api_drives_the_sim_from_outside() {
     );
     assert_eq!(stats.held_requests, 0);
 }
+
+// --- the dli-sim binary ---
+
+#[tokio::test]
+async fn the_binary_serves_its_jobs_over_tls_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dli-sim"))
+        .args(["--listen", "127.0.0.1:0", "--tls", "--jobs", "100-102,7"])
+        .args([
+            "--access-key",
+            AK,
+            "--secret-key",
+            SK,
+            "--answer-shape",
+            "single",
+        ])
+        .arg("--ca-out")
+        .arg(&ca_path)
+        .env_remove("DLI_ACCESS_KEY")
+        .env_remove("DLI_SECRET_KEY")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let endpoint = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_path).unwrap()).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let caller = Caller {
+        http: http.clone(),
+        endpoint: endpoint.clone(),
+        project: SimConfig::default().project_id,
+        ak: AK.into(),
+        sk: SK.into(),
+        date: Timestamp::now(),
+        extra_headers: Vec::new(),
+    };
+    let (status, body) = json_of(caller.stop(&[100, 7], false).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        1,
+        "single-element answers: {body}"
+    );
+    let stats: StatsBody = http
+        .get(format!("{endpoint}/_sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats.jobs.len(), 4);
+    assert_eq!(
+        stats.jobs.get(&101).map(String::as_str),
+        Some("job_running")
+    );
+    assert_eq!(stats.total_stop_calls, 1);
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("dli-sim exits after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
