@@ -8,6 +8,7 @@ pub mod controller;
 pub mod dli;
 pub mod leader;
 pub mod metrics;
+pub mod run;
 pub mod server;
 pub mod sim;
 pub mod telemetry;

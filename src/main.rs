@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dli_stop_operator::{api, check};
+use dli_stop_operator::controller::RunArgs;
+use dli_stop_operator::{api, check, run, telemetry};
 
 /// Stops Data Lake Insight (DLI) Flink jobs declared as JobStopRequest resources.
 #[derive(Debug, Parser)]
@@ -13,6 +14,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the controller.
+    Run(Box<RunArgs>),
     /// Print the JobStopRequest CustomResourceDefinition as YAML.
     Crd,
     /// Make one signed read-only call to DLI and say what works and what is wrong.
@@ -23,6 +26,17 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            telemetry::init(args.log_format);
+            match run::run(*args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "the operator stopped");
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Crd => match api::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -1,4 +1,219 @@
 //! The controller: watches `JobStopRequest`s and runs the once-per-generation protocol.
 
+pub mod config;
+mod connections;
+mod dli_calls;
+pub mod error;
 pub mod plan;
+mod reconcile;
 pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+use tracing::{Instrument, error, info, info_span, warn};
+
+pub use config::RunArgs;
+use connections::Connections;
+pub use connections::DefaultConnection;
+pub use error::Error;
+
+use crate::api::{JobStopRequest, Phase};
+use crate::dli::ClientOptions;
+use crate::metrics::{Metrics, ReconcileResult};
+
+/// Timing knobs of the protocol.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long another process's unanswered try is presumed alive.
+    pub claim_grace: Duration,
+    pub retry_initial_backoff: Duration,
+    pub retry_max_backoff: Duration,
+    pub confirm_poll_interval: Duration,
+    /// How often a request without a usable connection looks again.
+    pub connection_retry: Duration,
+    /// Delay after a reconcile error.
+    pub error_retry: Duration,
+}
+
+impl Settings {
+    pub fn from_args(args: &RunArgs) -> Self {
+        Self {
+            // A try can take the connect and request timeouts; the margin covers clock skew
+            // between replicas and the status write that follows the answer.
+            claim_grace: args.dli_connect_timeout
+                + args.dli_request_timeout
+                + Duration::from_secs(10),
+            retry_initial_backoff: args.retry_initial_backoff,
+            retry_max_backoff: args.retry_max_backoff,
+            confirm_poll_interval: args.confirm_poll_interval,
+            connection_retry: Duration::from_secs(30).min(args.retry_max_backoff),
+            error_retry: Duration::from_secs(10).min(args.retry_max_backoff),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    connections: Connections,
+    recorder: Recorder,
+    metrics: Metrics,
+    /// Names this process in the claims it writes: pod name plus a per-process suffix, so a
+    /// restarted container never mistakes its predecessor's claim for its own.
+    holder: String,
+    settings: Settings,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        default_connection: DefaultConnection,
+        options: ClientOptions,
+        metrics: Metrics,
+        holder: String,
+        settings: Settings,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "dli-stop-operator".into(),
+            instance: Some(holder.clone()),
+        };
+        Self {
+            connections: Connections::new(client.clone(), default_connection, options),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            holder,
+            settings,
+        }
+    }
+}
+
+fn error_policy(request: Arc<JobStopRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(
+        namespace = request.namespace().unwrap_or_default(),
+        name = request.name_any(),
+        generation = request.metadata.generation.unwrap_or_default(),
+        kind = error.label(),
+        %error,
+        "reconcile failed; retrying"
+    );
+    Action::requeue(ctx.settings.error_retry)
+}
+
+/// Runs the controller until `shutdown` resolves. Reconciles in flight finish first, so a stop
+/// call that was made always gets its answer written.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<JobStopRequest> = match namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    // Status writes do not change the generation; filtering on it keeps the operator's own
+    // writes from triggering reconciles. Follow-ups are scheduled with requeues instead.
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|request| request.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let phases = tokio::spawn(report_phases(reader.clone(), ctx.metrics.clone()));
+    Controller::for_stream(stream, reader)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            |request, ctx| {
+                let span = info_span!(
+                    "reconcile",
+                    namespace = request.namespace().unwrap_or_default(),
+                    name = request.name_any(),
+                    generation = request.metadata.generation.unwrap_or_default(),
+                );
+                reconcile::reconcile(request, ctx).instrument(span)
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| {
+            if let Err(error) = result {
+                match error {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    other => {
+                        ctx.metrics
+                            .reconcile(ReconcileResult::Error, Duration::ZERO);
+                        warn!(error = %other, "controller error");
+                    }
+                }
+            }
+            futures::future::ready(())
+        })
+        .await;
+    phases.abort();
+    info!("controller stopped");
+}
+
+/// Keeps the requests-by-phase gauge current from the watch cache.
+async fn report_phases(reader: reflector::Store<JobStopRequest>, metrics: Metrics) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        let mut counts: Vec<(&'static str, i64)> =
+            Phase::ALL.iter().map(|p| (p.as_str(), 0)).collect();
+        for request in reader.state() {
+            let phase = request
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .unwrap_or(Phase::Pending);
+            if let Some(entry) = counts.iter_mut().find(|(name, _)| *name == phase.as_str()) {
+                entry.1 += 1;
+            }
+        }
+        metrics.set_requests_by_phase(&counts);
+    }
+}
+
+/// Runs the controller only while `leader` is true; returns when `shutdown` fires.
+pub async fn run_while_leader(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    concurrency: u16,
+    mut leader: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            changed = leader.wait_for(|is_leader| *is_leader) => {
+                if changed.is_err() {
+                    error!("leader election ended; stopping");
+                    return;
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        info!("leading: starting the controller");
+        let mut lost = leader.clone();
+        let mut stop = shutdown.clone();
+        let until = async move {
+            tokio::select! {
+                _ = lost.wait_for(|is_leader| !*is_leader) => info!("lost the lease: stopping the controller"),
+                _ = stop.wait_for(|stop| *stop) => {},
+            }
+        };
+        run(ctx.clone(), namespace.as_deref(), concurrency, until).await;
+    }
+}

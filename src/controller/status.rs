@@ -9,6 +9,7 @@ use crate::api::{
     JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, RequestError, ResponseElement,
     Submission, SubmissionState, Summary,
 };
+use crate::dli::{JobStateClass, JobStatus, StopAnswer, job_state_class};
 
 /// Condition reasons, CamelCase as Kubernetes expects.
 pub mod reason {
@@ -35,33 +36,9 @@ pub enum JobVerdict {
     Pending,
 }
 
-/// How a DLI job status reads for a stop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobStateClass {
-    /// The job is stopped (or was never running): the stop is done.
-    Stopped,
-    /// DLI is stopping it (canceling, taking a savepoint).
-    Stopping,
-    /// DLI tried and failed to stop it.
-    FailedToStop,
-    /// Still running or starting: the stop has not taken effect (yet).
-    Running,
-}
-
-/// Classifies a DLI job `status` string (dli-api.md section 4). Terraform's provider treats
-/// `job_init` and `job_cancel_success` as stopped; `job_finish` and arrears-stopped jobs are
-/// not running either, so a stop has nothing left to do for them.
+/// How a recorded DLI job status reads for a stop.
 pub fn classify_job_state(status: &str) -> JobStateClass {
-    match status {
-        "job_cancel_success"
-        | "job_finish"
-        | "job_init"
-        | "job_arrearage_stopped"
-        | "job_submit_fail" => JobStateClass::Stopped,
-        "job_canceling" | "job_savepointing" => JobStateClass::Stopping,
-        "job_cancel_fail" => JobStateClass::FailedToStop,
-        _ => JobStateClass::Running,
-    }
+    job_state_class(&JobStatus::parse(status))
 }
 
 /// The verdict for one job given whether confirmation is on.
@@ -71,7 +48,7 @@ pub fn job_verdict(result: &JobResult, confirm: bool) -> JobVerdict {
     }
     match result.state.as_deref().map(classify_job_state) {
         Some(JobStateClass::Stopped) => JobVerdict::Succeeded,
-        Some(JobStateClass::FailedToStop) => JobVerdict::Failed,
+        Some(JobStateClass::StopFailed) => JobVerdict::Failed,
         _ if result.is_success == Some(true) && !confirm => JobVerdict::Succeeded,
         _ => JobVerdict::Pending,
     }
@@ -267,29 +244,12 @@ pub fn claim(
     status
 }
 
-/// What DLI said for one job, after the answer-array mapping rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobAnswer {
-    pub job_id: i64,
-    /// `None` when the answer's shape does not say which element belongs to this job.
-    pub outcome: Option<(bool, String)>,
-}
-
-/// A 200 answer from the batch-stop call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivered {
-    pub http_status: u16,
-    pub request_id: Option<String>,
-    pub elements: Vec<ResponseElement>,
-    pub jobs: Vec<JobAnswer>,
-}
-
 /// Step 4, delivered: per-job results recorded, the call for this generation is done.
 pub fn delivered(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
     generation: i64,
-    answer: &Delivered,
+    answer: &StopAnswer,
     now: &Time,
 ) -> JobStopRequestStatus {
     let mut status = old.clone();
@@ -300,15 +260,22 @@ pub fn delivered(
         submission.http_status = Some(answer.http_status);
     }
     status.observed_generation = Some(generation);
-    status.response = answer.elements.clone();
+    status.response = answer
+        .elements
+        .iter()
+        .map(|element| ResponseElement {
+            is_success: element.is_success,
+            message: element.message.clone(),
+        })
+        .collect();
     status.error = None;
     status.results = answer
         .jobs
         .iter()
         .map(|job| JobResult {
             job_id: job.job_id,
-            is_success: job.outcome.as_ref().map(|(ok, _)| *ok),
-            message: job.outcome.as_ref().map(|(_, message)| message.clone()),
+            is_success: job.is_success,
+            message: job.message.clone(),
             state: None,
             savepoint_path: None,
         })
@@ -667,6 +634,7 @@ mod tests {
 
     use super::*;
     use crate::api::ConfirmSpec;
+    use crate::dli::{AnswerElement, JobAnswer};
 
     fn time(seconds: i64) -> Time {
         Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
@@ -686,11 +654,19 @@ mod tests {
         }
     }
 
-    fn answer(jobs: &[(i64, Option<bool>)]) -> Delivered {
-        Delivered {
+    fn answer(jobs: &[(i64, Option<bool>)]) -> StopAnswer {
+        let message = |ok: bool| {
+            if ok {
+                "delivered"
+            } else {
+                "job is not running"
+            }
+            .to_string()
+        };
+        StopAnswer {
             http_status: 200,
             request_id: Some("req-1".into()),
-            elements: vec![ResponseElement {
+            elements: vec![AnswerElement {
                 is_success: true,
                 message: "delivered".into(),
             }],
@@ -698,16 +674,8 @@ mod tests {
                 .iter()
                 .map(|&(job_id, ok)| JobAnswer {
                     job_id,
-                    outcome: ok.map(|ok| {
-                        (
-                            ok,
-                            if ok {
-                                "delivered".into()
-                            } else {
-                                "job is not running".into()
-                            },
-                        )
-                    }),
+                    is_success: ok,
+                    message: ok.map(message),
                 })
                 .collect(),
         }
@@ -1025,25 +993,6 @@ mod tests {
                 pending: 0
             })
         );
-    }
-
-    #[test]
-    fn job_states_classify_like_dli_documents() {
-        assert_eq!(
-            classify_job_state("job_cancel_success"),
-            JobStateClass::Stopped
-        );
-        assert_eq!(classify_job_state("job_canceling"), JobStateClass::Stopping);
-        assert_eq!(
-            classify_job_state("job_savepointing"),
-            JobStateClass::Stopping
-        );
-        assert_eq!(
-            classify_job_state("job_cancel_fail"),
-            JobStateClass::FailedToStop
-        );
-        assert_eq!(classify_job_state("job_running"), JobStateClass::Running);
-        assert_eq!(classify_job_state("something_new"), JobStateClass::Running);
     }
 
     #[test]

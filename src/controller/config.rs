@@ -1,0 +1,110 @@
+//! Flags of `dli-stop-operator run`; every flag can also come from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::telemetry::LogFormat;
+
+/// Parses a duration in whole seconds (`30`) or with a unit (`30s`, `5m`, `1h`, `500ms`).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration: write e.g. 30s, 5m or 500ms"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "ms" => Ok(Duration::from_millis(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("`{value}` has an unknown unit: use ms, s, m or h")),
+    }
+}
+
+/// Settings of the controller process.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch JobStopRequests in this namespace only (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// The namespace the operator runs in; holds the default connection Secret and the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "dli-stop-operator")]
+    pub operator_namespace: String,
+
+    /// Secret in the operator namespace used when a request names no connectionRef
+    /// (ignored when DLI_ENDPOINT is set: the DLI_* variables are the default then).
+    #[arg(long, env = "DLI_CONNECTION_SECRET", default_value = "dli-connection")]
+    pub default_connection_secret: String,
+
+    /// How many requests are reconciled at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+
+    /// Timeout to connect to DLI or IAM.
+    #[arg(long, env = "DLI_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub dli_connect_timeout: Duration,
+
+    /// Timeout of one DLI call, answer included.
+    #[arg(long, env = "DLI_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub dli_request_timeout: Duration,
+
+    /// First delay before retrying a stop call that did not reach DLI.
+    #[arg(long, env = "RETRY_INITIAL_BACKOFF", default_value = "2s", value_parser = parse_duration)]
+    pub retry_initial_backoff: Duration,
+
+    /// Longest delay between retries of a stop call that did not reach DLI.
+    #[arg(long, env = "RETRY_MAX_BACKOFF", default_value = "5m", value_parser = parse_duration)]
+    pub retry_max_backoff: Duration,
+
+    /// Shortest delay between two job-detail polls while confirming (and before resolving an
+    /// unanswered call).
+    #[arg(long, env = "CONFIRM_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub confirm_poll_interval: Duration,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Reconcile only while holding a Lease, so several replicas can run.
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "LEASE_NAME", default_value = "dli-stop-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: the operator namespace).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long a Lease stays valid without renewal.
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// Name of this replica, for the Lease and the claims it writes.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kubernetes_flags() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! The controller's side of DLI calls: each call timed and counted in metrics, and its
+//! outcome translated into the terms the status speaks.
+
+use std::time::{Duration, Instant};
+
+use super::status::{JobObservation, NotDeliveredReason};
+use crate::api::{JobStopRequestSpec, RequestError};
+use crate::dli::{DliClient, DliError, StopAnswer, StopOutcome, classify};
+use crate::metrics::{DliOperation, Metrics};
+
+/// What one batch-stop try came to.
+pub enum CallOutcome {
+    Delivered(StopAnswer),
+    Rejected {
+        error: RequestError,
+        request_id: Option<String>,
+    },
+    NotDelivered {
+        why: NotDeliveredReason,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Ambiguous {
+        message: String,
+    },
+}
+
+impl CallOutcome {
+    fn label(&self) -> &'static str {
+        match self {
+            CallOutcome::Delivered(_) => "delivered",
+            CallOutcome::Rejected { .. } => "rejected",
+            CallOutcome::NotDelivered { .. } => "not_delivered",
+            CallOutcome::Ambiguous { .. } => "ambiguous",
+        }
+    }
+}
+
+/// The one batch-stop call of a try.
+pub async fn batch_stop(
+    dli: &DliClient,
+    metrics: &Metrics,
+    spec: &JobStopRequestSpec,
+) -> CallOutcome {
+    let started = Instant::now();
+    let outcome = match classify(dli.batch_stop(&spec.job_ids, spec.trigger_savepoint).await) {
+        StopOutcome::Delivered(answer) => CallOutcome::Delivered(answer),
+        StopOutcome::Rejected(error) => CallOutcome::Rejected {
+            request_id: error.request_id().map(str::to_string),
+            error: RequestError {
+                http_status: error.http_status(),
+                code: error.error_code().map(str::to_string),
+                message: error
+                    .error_message()
+                    .map_or_else(|| error.to_string(), str::to_string),
+            },
+        },
+        StopOutcome::NotDelivered { error, retry_after } => CallOutcome::NotDelivered {
+            why: not_delivered_reason(&error),
+            message: error.to_string(),
+            retry_after,
+        },
+        StopOutcome::Ambiguous(error) => CallOutcome::Ambiguous {
+            message: error.to_string(),
+        },
+    };
+    metrics.dli_call(DliOperation::BatchStop, outcome.label(), started.elapsed());
+    outcome
+}
+
+fn not_delivered_reason(error: &DliError) -> NotDeliveredReason {
+    match error.http_status() {
+        Some(401 | 403) => NotDeliveredReason::Unauthorized,
+        Some(429) => NotDeliveredReason::Throttled,
+        _ if matches!(error, DliError::IamToken { .. }) => NotDeliveredReason::Unauthorized,
+        _ => NotDeliveredReason::Unavailable,
+    }
+}
+
+/// Job detail of one job. A job DLI does not know (HTTP 400 `DLI.16001`) is an observation
+/// without a status rather than an error: it cannot be running.
+pub async fn job_detail(
+    dli: &DliClient,
+    metrics: &Metrics,
+    job_id: i64,
+) -> Result<JobObservation, DliError> {
+    let started = Instant::now();
+    let result = dli.job_detail(job_id).await;
+    let label = if result.is_ok() { "ok" } else { "error" };
+    metrics.dli_call(DliOperation::JobDetail, label, started.elapsed());
+    match result {
+        Ok(detail) => Ok(JobObservation {
+            job_id,
+            status: Some(detail.status.as_str().to_string()),
+            savepoint_path: detail.savepoint_path,
+        }),
+        Err(error) if error.error_code() == Some("DLI.16001") => Ok(JobObservation {
+            job_id,
+            status: None,
+            savepoint_path: None,
+        }),
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,38 @@
+//! Errors of one reconcile. Each is retried by `error_policy` with a delay; none of them can
+//! lead to a second stop call, because every path to the call goes through a fresh claim.
+
+use super::connections::ConnectionProblem;
+use crate::dli::DliError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the request's status: {0}")]
+    StatusWrite(#[source] kube::Error),
+
+    #[error("cannot delete the expired request: {0}")]
+    Delete(#[source] kube::Error),
+
+    #[error(
+        "the claim on this generation was taken over by another writer; its result was not recorded"
+    )]
+    ClaimLost,
+
+    #[error("no usable DLI connection: {0}")]
+    Connection(#[source] ConnectionProblem),
+
+    #[error("cannot read the jobs' states from DLI: {0}")]
+    JobDetail(#[source] DliError),
+}
+
+impl Error {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::StatusWrite(_) => "status_write",
+            Error::Delete(_) => "delete",
+            Error::ClaimLost => "claim_lost",
+            Error::Connection(_) => "connection",
+            Error::JobDetail(_) => "job_detail",
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! One reconcile of a `JobStopRequest`: the protocol of design.md section 2, step by step.
+//! Decisions live in `plan` and `status` (pure); this module only reads, calls and writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::Context;
+use super::connections::ConnectionProblem;
+use super::dli_calls::{self, CallOutcome};
+use super::error::Error;
+use super::plan::{self, Step};
+use super::status::{self as transition, JobObservation, JobVerdict};
+use crate::api::conditions::{self, READY};
+use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, SubmissionState};
+use crate::dli::DliClient;
+
+/// How many job-detail calls one request makes at once.
+const DETAIL_CONCURRENCY: usize = 8;
+
+pub async fn reconcile(request: Arc<JobStopRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_step(&request, &ctx).await;
+    ctx.metrics.reconcile(
+        match &result {
+            Ok(_) => crate::metrics::ReconcileResult::Success,
+            Err(_) => crate::metrics::ReconcileResult::Error,
+        },
+        started.elapsed(),
+    );
+    result
+}
+
+async fn reconcile_step(request: &Arc<JobStopRequest>, ctx: &Context) -> Result<Action, Error> {
+    if request.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let generation = request.meta().generation.unwrap_or_default();
+    let step = plan::next_step(
+        request.status.as_ref(),
+        generation,
+        &ctx.holder,
+        Timestamp::now(),
+        ctx.settings.claim_grace,
+    );
+    match step {
+        Step::CallDone => after_call(request, ctx, generation).await,
+        Step::Resolve => resolve(request, ctx, generation).await,
+        Step::WaitForClaimant(wait) => {
+            info!(
+                wait_seconds = wait.as_secs(),
+                "another operator process holds a fresh claim; waiting for it"
+            );
+            Ok(Action::requeue(wait))
+        }
+        Step::Submit => submit(request, ctx, generation).await,
+    }
+}
+
+/// Steps 3 to 5: claim, call once, record the outcome.
+async fn submit(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+) -> Result<Action, Error> {
+    let Some(dli) = connection_or_pending(request, ctx, generation).await? else {
+        return Ok(Action::requeue(ctx.settings.connection_retry));
+    };
+    let old = request.status.clone().unwrap_or_default();
+    let claimed_status = transition::claim(&old, &request.spec, generation, &ctx.holder, &now());
+    let Some(claimed) = write_status(ctx, request, claimed_status).await? else {
+        info!("the claim lost a race with another writer; starting over");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    };
+    let attempts = claimed
+        .status
+        .as_ref()
+        .and_then(|s| s.submission.as_ref())
+        .map_or(1, |s| s.attempts);
+    info!(
+        attempts,
+        jobs = request.spec.job_ids.len(),
+        "generation claimed; calling DLI batch stop"
+    );
+
+    let outcome = dli_calls::batch_stop(&dli, &ctx.metrics, &request.spec).await;
+    let now = now();
+    let base = claimed.status.clone().unwrap_or_default();
+    let (next, action) = match outcome {
+        CallOutcome::Delivered(answer) => {
+            info!(
+                request_id = answer.request_id.as_deref().unwrap_or(""),
+                "DLI accepted the stop call"
+            );
+            let status = transition::delivered(&base, &request.spec, generation, &answer, &now);
+            (status, None)
+        }
+        CallOutcome::Rejected { error, request_id } => {
+            warn!(code = error.code.as_deref().unwrap_or(""), message = %error.message, "DLI rejected the stop call");
+            let status =
+                transition::rejected(&base, &request.spec, generation, error, request_id, &now);
+            (status, None)
+        }
+        CallOutcome::NotDelivered {
+            why,
+            message,
+            retry_after,
+        } => {
+            let delay = plan::retry_backoff(
+                attempts,
+                ctx.settings.retry_initial_backoff,
+                ctx.settings.retry_max_backoff,
+                retry_after,
+            );
+            warn!(attempts, retry_in_seconds = delay.as_secs(), %message, "the stop call did not reach DLI; retrying");
+            let status = transition::not_delivered(&base, generation, why, &message, delay, &now);
+            (status, Some(Action::requeue(delay)))
+        }
+        CallOutcome::Ambiguous { message } => {
+            warn!(%message, "the stop call may have reached DLI without an answer; resolving read-only");
+            let status = transition::ambiguous(&base, generation, &message, &now);
+            (
+                status,
+                Some(Action::requeue(ctx.settings.confirm_poll_interval)),
+            )
+        }
+    };
+    let written = write_result(ctx, &claimed, generation, next).await?;
+    match action {
+        Some(action) => Ok(action),
+        None => Ok(follow_up(ctx, &written)),
+    }
+}
+
+/// Step 2: an unanswered claim. Never resend; ask DLI for the jobs' states instead.
+async fn resolve(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+) -> Result<Action, Error> {
+    let dli = match ctx.connections.for_request(request).await {
+        Ok(dli) => dli,
+        Err(problem) => return Err(Error::Connection(problem)),
+    };
+    let observations = observe(&dli, ctx, &request.spec.job_ids).await?;
+    let old = request.status.clone().unwrap_or_default();
+    let next = transition::resolved(&old, &request.spec, generation, &observations, &now());
+    if next.phase == Some(Phase::Unknown) {
+        warn!("the outcome of the stop call is unknown; it will not be sent again");
+    }
+    let written = write_result(ctx, request, generation, next).await?;
+    Ok(follow_up(ctx, &written))
+}
+
+/// Step 6 and TTL: the call for this generation is done.
+async fn after_call(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+) -> Result<Action, Error> {
+    let status = request.status.clone().unwrap_or_default();
+    if status.phase == Some(Phase::Confirming) {
+        return confirm(request, ctx, generation, &status).await;
+    }
+    expire(request, ctx, &status).await
+}
+
+/// Step 6: poll job detail for the jobs not yet settled, until stopped or timed out.
+async fn confirm(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+    status: &JobStopRequestStatus,
+) -> Result<Action, Error> {
+    let dli = match ctx.connections.for_request(request).await {
+        Ok(dli) => dli,
+        Err(problem) => return Err(Error::Connection(problem)),
+    };
+    let pending: Vec<i64> = status
+        .results
+        .iter()
+        .filter(|r| transition::job_verdict(r, true) == JobVerdict::Pending)
+        .map(|r| r.job_id)
+        .collect();
+    let observations = observe(&dli, ctx, &pending).await?;
+    let since_answer = answered_for(status);
+    let timeout =
+        Duration::from_secs(u64::try_from(request.spec.confirm().timeout_seconds).unwrap_or(0));
+    let timed_out = since_answer >= timeout;
+    let next = transition::confirmed(
+        status,
+        &request.spec,
+        generation,
+        &observations,
+        timed_out,
+        &now(),
+    );
+    let written = write_result(ctx, request, generation, next).await?;
+    Ok(follow_up(ctx, &written))
+}
+
+/// What to do after a status was written: poll again, wait for the TTL, or wait for a change.
+fn follow_up(ctx: &Context, request: &JobStopRequest) -> Action {
+    let Some(status) = request.status.as_ref() else {
+        return Action::await_change();
+    };
+    match status.phase {
+        Some(Phase::Confirming) => {
+            let timeout = Duration::from_secs(
+                u64::try_from(request.spec.confirm().timeout_seconds).unwrap_or(0),
+            );
+            let since_answer = answered_for(status);
+            let delay = plan::confirm_poll_delay(since_answer, ctx.settings.confirm_poll_interval);
+            Action::requeue(
+                delay
+                    .min(timeout.saturating_sub(since_answer))
+                    .max(Duration::from_secs(1)),
+            )
+        }
+        Some(phase) if phase.is_final() => {
+            ttl_remaining(request, status).map_or_else(Action::await_change, Action::requeue)
+        }
+        _ => Action::await_change(),
+    }
+}
+
+/// Deletes a finished request whose `ttlSecondsAfterFinished` has passed.
+async fn expire(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    status: &JobStopRequestStatus,
+) -> Result<Action, Error> {
+    if !status.phase.is_some_and(Phase::is_final) {
+        return Ok(Action::await_change());
+    }
+    match ttl_remaining(request, status) {
+        None => Ok(Action::await_change()),
+        Some(remaining) if !remaining.is_zero() => Ok(Action::requeue(remaining)),
+        Some(_) => {
+            let api: Api<JobStopRequest> =
+                Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: request.uid(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&request.name_any(), &params).await {
+                Ok(_) => {
+                    info!("ttlSecondsAfterFinished passed; request deleted");
+                    Ok(Action::await_change())
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+                    Ok(Action::await_change())
+                }
+                Err(source) => Err(Error::Delete(source)),
+            }
+        }
+    }
+}
+
+fn ttl_remaining(request: &JobStopRequest, status: &JobStopRequestStatus) -> Option<Duration> {
+    let ttl =
+        Duration::from_secs(u64::try_from(request.spec.ttl_seconds_after_finished?).unwrap_or(0));
+    let finished = status.finished_at.as_ref()?;
+    let elapsed =
+        Duration::try_from(Timestamp::now().duration_since(finished.0)).unwrap_or(Duration::ZERO);
+    Some(ttl.saturating_sub(elapsed))
+}
+
+fn answered_for(status: &JobStopRequestStatus) -> Duration {
+    let since = status.submission.as_ref().and_then(|s| {
+        s.submitted_at
+            .as_ref()
+            .or(s.last_attempt_at.as_ref())
+            .or(s.claimed_at.as_ref())
+    });
+    since.map_or(Duration::ZERO, |t| {
+        Duration::try_from(Timestamp::now().duration_since(t.0)).unwrap_or(Duration::ZERO)
+    })
+}
+
+/// The request's DLI client, or `None` after recording why there is none.
+async fn connection_or_pending(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+) -> Result<Option<Arc<DliClient>>, Error> {
+    match ctx.connections.for_request(request).await {
+        Ok(dli) => Ok(Some(dli)),
+        Err(ConnectionProblem::Invalid(message)) => {
+            warn!(%message, "no usable DLI connection; the request waits");
+            let old = request.status.clone().unwrap_or_default();
+            let next = transition::connection_invalid(&old, generation, &message, &now());
+            write_status(ctx, request, next).await?;
+            Ok(None)
+        }
+        Err(problem) => Err(Error::Connection(problem)),
+    }
+}
+
+/// Job detail for each id; a job DLI no longer knows is an observation without a status.
+async fn observe(
+    dli: &DliClient,
+    ctx: &Context,
+    job_ids: &[i64],
+) -> Result<Vec<JobObservation>, Error> {
+    futures::stream::iter(job_ids.iter().copied())
+        .map(|job_id| dli_calls::job_detail(dli, &ctx.metrics, job_id))
+        .buffer_unordered(DETAIL_CONCURRENCY)
+        .try_collect()
+        .await
+        .map_err(Error::JobDetail)
+}
+
+/// Writes `next` if it differs from the object's status, guarded by the object's
+/// resourceVersion. Returns the written object, or `None` on a conflict.
+async fn write_status(
+    ctx: &Context,
+    request: &JobStopRequest,
+    next: JobStopRequestStatus,
+) -> Result<Option<JobStopRequest>, Error> {
+    if request.status.as_ref() == Some(&next) {
+        return Ok(Some(request.clone()));
+    }
+    let api: Api<JobStopRequest> =
+        Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
+    let mut object = request.clone();
+    object.metadata.managed_fields = None;
+    object.status = Some(next);
+    match api
+        .replace_status(&request.name_any(), &PostParams::default(), &object)
+        .await
+    {
+        Ok(written) => {
+            publish_transition(ctx, request, &written).await;
+            Ok(Some(written))
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        Err(source) => Err(Error::StatusWrite(source)),
+    }
+}
+
+/// Step 5: writes the result of a claimed try. A conflict (labels changed, a watch was
+/// stale) re-reads the object and writes again while the claim is still unresolved and for
+/// the same generation; otherwise the result is dropped and the next reconcile resolves it.
+async fn write_result(
+    ctx: &Context,
+    claimed: &JobStopRequest,
+    generation: i64,
+    next: JobStopRequestStatus,
+) -> Result<JobStopRequest, Error> {
+    if let Some(written) = write_status(ctx, claimed, next.clone()).await? {
+        return Ok(written);
+    }
+    let api: Api<JobStopRequest> =
+        Api::namespaced(ctx.client.clone(), &claimed.namespace().unwrap_or_default());
+    let fresh = api
+        .get_status(&claimed.name_any())
+        .await
+        .map_err(Error::StatusWrite)?;
+    let same_claim = fresh.uid() == claimed.uid()
+        && fresh
+            .status
+            .as_ref()
+            .and_then(|s| s.submission.as_ref())
+            .is_some_and(|s| {
+                s.generation == generation
+                    && s.state != SubmissionState::Answered
+                    && s.claimed_by.as_deref() == Some(ctx.holder.as_str())
+            })
+        && fresh.status.as_ref().and_then(|s| s.observed_generation) != Some(generation);
+    if !same_claim {
+        return Err(Error::ClaimLost);
+    }
+    write_status(ctx, &fresh, next)
+        .await?
+        .ok_or(Error::ClaimLost)
+}
+
+/// A Kubernetes Event for every change of phase or Ready reason.
+async fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobStopRequest) {
+    let Some(status) = after.status.as_ref() else {
+        return;
+    };
+    let ready = conditions::find(&status.conditions, READY);
+    let old_status = before.status.as_ref();
+    let old_ready = old_status.and_then(|s| conditions::find(&s.conditions, READY));
+    let changed = old_status.and_then(|s| s.phase) != status.phase
+        || old_ready.map(|c| (&c.reason, &c.message)) != ready.map(|c| (&c.reason, &c.message));
+    let (Some(ready), true) = (ready, changed) else {
+        return;
+    };
+    let warning = matches!(
+        status.phase,
+        Some(Phase::Failed | Phase::PartiallyFailed | Phase::Unknown | Phase::Pending)
+    ) || matches!(
+        ready.reason.as_str(),
+        "Unauthorized" | "Throttled" | "DliUnavailable" | "ResolvingOutcome"
+    );
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: ready.reason.clone(),
+        note: Some(truncate(&ready.message, 1000)),
+        action: status.phase.map_or("Reconcile", |p| p.as_str()).to_string(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &after.object_ref(&())).await {
+        warn!(%error, "cannot publish an event");
+    }
+}
+
+fn truncate(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((index, _)) => format!("{}…", &text[..index]),
+        None => text.to_string(),
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
