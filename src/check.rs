@@ -421,11 +421,11 @@ mod tests {
     fn api(status: u16, code: &str, message: &str, server_date: Option<Timestamp>) -> DliError {
         DliError::Api {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_code: code.into(),
                 error_msg: message.into(),
                 request_id: Some("r".into()),
-            },
+            }),
             request_id: Some("r".into()),
             retry_after: None,
             server_date,

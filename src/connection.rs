@@ -87,7 +87,7 @@ impl Connection {
     pub fn from_secret_data(
         data: &BTreeMap<String, k8s_openapi::ByteString>,
     ) -> Result<Connection, ConnectionError> {
-        let lookup = |key: Key| -> Result<Option<String>, ConnectionError> {
+        let lookup = |key: Field| -> Result<Option<String>, ConnectionError> {
             match data.get(key.secret_key()) {
                 None => Ok(None),
                 Some(bytes) => String::from_utf8(bytes.0.clone())
@@ -104,7 +104,7 @@ impl Connection {
     ) -> Result<Connection, ConnectionError> {
         parse(
             Source::Env,
-            |key: Key| Ok(lookup(key.env_var())),
+            |key: Field| Ok(lookup(key.env_var())),
             |path| {
                 std::fs::read_to_string(path).map_err(|error| ConnectionError::CaBundleFile {
                     path: path.to_owned(),
@@ -123,7 +123,7 @@ enum Source {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
+enum Field {
     Endpoint,
     ProjectId,
     AccessKey,
@@ -137,36 +137,36 @@ enum Key {
     CaBundle,
 }
 
-impl Key {
+impl Field {
     fn secret_key(self) -> &'static str {
         match self {
-            Key::Endpoint => "endpoint",
-            Key::ProjectId => "projectId",
-            Key::AccessKey => "accessKey",
-            Key::SecretKey => "secretKey",
-            Key::SecurityToken => "securityToken",
-            Key::IamEndpoint => "iamEndpoint",
-            Key::Username => "username",
-            Key::Password => "password",
-            Key::DomainName => "domainName",
-            Key::Token => "token",
-            Key::CaBundle => "caBundle",
+            Field::Endpoint => "endpoint",
+            Field::ProjectId => "projectId",
+            Field::AccessKey => "accessKey",
+            Field::SecretKey => "secretKey",
+            Field::SecurityToken => "securityToken",
+            Field::IamEndpoint => "iamEndpoint",
+            Field::Username => "username",
+            Field::Password => "password",
+            Field::DomainName => "domainName",
+            Field::Token => "token",
+            Field::CaBundle => "caBundle",
         }
     }
 
     fn env_var(self) -> &'static str {
         match self {
-            Key::Endpoint => "DLI_ENDPOINT",
-            Key::ProjectId => "DLI_PROJECT_ID",
-            Key::AccessKey => "DLI_ACCESS_KEY",
-            Key::SecretKey => "DLI_SECRET_KEY",
-            Key::SecurityToken => "DLI_SECURITY_TOKEN",
-            Key::IamEndpoint => "DLI_IAM_ENDPOINT",
-            Key::Username => "DLI_USERNAME",
-            Key::Password => "DLI_PASSWORD",
-            Key::DomainName => "DLI_DOMAIN_NAME",
-            Key::Token => "DLI_TOKEN",
-            Key::CaBundle => "DLI_CA_BUNDLE",
+            Field::Endpoint => "DLI_ENDPOINT",
+            Field::ProjectId => "DLI_PROJECT_ID",
+            Field::AccessKey => "DLI_ACCESS_KEY",
+            Field::SecretKey => "DLI_SECRET_KEY",
+            Field::SecurityToken => "DLI_SECURITY_TOKEN",
+            Field::IamEndpoint => "DLI_IAM_ENDPOINT",
+            Field::Username => "DLI_USERNAME",
+            Field::Password => "DLI_PASSWORD",
+            Field::DomainName => "DLI_DOMAIN_NAME",
+            Field::Token => "DLI_TOKEN",
+            Field::CaBundle => "DLI_CA_BUNDLE",
         }
     }
 
@@ -215,8 +215,8 @@ pub enum ConnectionError {
 /// One value: absent and blank are the same, surrounding whitespace (a trailing newline from
 /// `kubectl create secret --from-file`) is not part of it.
 fn value(
-    lookup: &impl Fn(Key) -> Result<Option<String>, ConnectionError>,
-    key: Key,
+    lookup: &impl Fn(Field) -> Result<Option<String>, ConnectionError>,
+    key: Field,
 ) -> Result<Option<String>, ConnectionError> {
     Ok(lookup(key)?
         .map(|raw| raw.trim().to_owned())
@@ -225,13 +225,13 @@ fn value(
 
 fn required(
     source: Source,
-    lookup: &impl Fn(Key) -> Result<Option<String>, ConnectionError>,
-    key: Key,
+    lookup: &impl Fn(Field) -> Result<Option<String>, ConnectionError>,
+    key: Field,
 ) -> Result<String, ConnectionError> {
     value(lookup, key)?.ok_or_else(|| ConnectionError::Missing(key.name(source)))
 }
 
-fn url(source: Source, key: Key, text: &str) -> Result<Url, ConnectionError> {
+fn url(source: Source, key: Field, text: &str) -> Result<Url, ConnectionError> {
     let url = Url::parse(text).map_err(|_| ConnectionError::NotUrl(key.name(source)))?;
     let usable = matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some()
@@ -250,25 +250,25 @@ fn valid_project_id(id: &str) -> bool {
 
 fn parse(
     source: Source,
-    lookup: impl Fn(Key) -> Result<Option<String>, ConnectionError>,
+    lookup: impl Fn(Field) -> Result<Option<String>, ConnectionError>,
     read_ca_bundle: impl Fn(&str) -> Result<String, ConnectionError>,
 ) -> Result<Connection, ConnectionError> {
     let endpoint = url(
         source,
-        Key::Endpoint,
-        &required(source, &lookup, Key::Endpoint)?,
+        Field::Endpoint,
+        &required(source, &lookup, Field::Endpoint)?,
     )?;
-    let project_id = required(source, &lookup, Key::ProjectId)?;
+    let project_id = required(source, &lookup, Field::ProjectId)?;
     if !valid_project_id(&project_id) {
-        return Err(ConnectionError::BadProjectId(Key::ProjectId.name(source)));
+        return Err(ConnectionError::BadProjectId(Field::ProjectId.name(source)));
     }
     let auth = parse_auth(source, &lookup)?;
-    let ca_bundle = match value(&lookup, Key::CaBundle)? {
+    let ca_bundle = match value(&lookup, Field::CaBundle)? {
         None => None,
         Some(given) => {
             let pem = read_ca_bundle(&given)?;
             tls::parse_ca_bundle(&pem).map_err(|error| ConnectionError::BadCaBundle {
-                key: Key::CaBundle.name(source),
+                key: Field::CaBundle.name(source),
                 reason: error.to_string(),
             })?;
             Some(pem)
@@ -285,17 +285,17 @@ fn parse(
 /// Exactly one complete family of credentials, or an error naming what to add or remove.
 fn parse_auth(
     source: Source,
-    lookup: &impl Fn(Key) -> Result<Option<String>, ConnectionError>,
+    lookup: &impl Fn(Field) -> Result<Option<String>, ConnectionError>,
 ) -> Result<Auth, ConnectionError> {
-    const AK_SK: &[Key] = &[Key::AccessKey, Key::SecretKey];
-    const IAM: &[Key] = &[
-        Key::IamEndpoint,
-        Key::Username,
-        Key::Password,
-        Key::DomainName,
+    const AK_SK: &[Field] = &[Field::AccessKey, Field::SecretKey];
+    const IAM: &[Field] = &[
+        Field::IamEndpoint,
+        Field::Username,
+        Field::Password,
+        Field::DomainName,
     ];
-    const TOKEN: &[Key] = &[Key::Token];
-    let present = |keys: &[Key]| -> Result<Vec<Key>, ConnectionError> {
+    const TOKEN: &[Field] = &[Field::Token];
+    let present = |keys: &[Field]| -> Result<Vec<Field>, ConnectionError> {
         let mut found = Vec::new();
         for key in keys {
             if value(lookup, *key)?.is_some() {
@@ -312,7 +312,7 @@ fn parse_auth(
             started.push((family, found));
         }
     }
-    let joined = |keys: &[Key]| {
+    let joined = |keys: &[Field]| {
         keys.iter()
             .map(|key| key.bare(source))
             .collect::<Vec<_>>()
@@ -346,22 +346,22 @@ fn parse_auth(
             given: joined(found),
         });
     }
-    let get = |key: Key| required(source, lookup, key);
+    let get = |key: Field| required(source, lookup, key);
     if *family == AK_SK {
         Ok(Auth::AkSk {
-            access_key: get(Key::AccessKey)?,
-            secret_key: SecretValue::new(get(Key::SecretKey)?),
-            security_token: value(lookup, Key::SecurityToken)?.map(SecretValue::new),
+            access_key: get(Field::AccessKey)?,
+            secret_key: SecretValue::new(get(Field::SecretKey)?),
+            security_token: value(lookup, Field::SecurityToken)?.map(SecretValue::new),
         })
     } else if *family == IAM {
         Ok(Auth::IamPassword {
-            iam_endpoint: url(source, Key::IamEndpoint, &get(Key::IamEndpoint)?)?,
-            username: get(Key::Username)?,
-            password: SecretValue::new(get(Key::Password)?),
-            domain_name: get(Key::DomainName)?,
+            iam_endpoint: url(source, Field::IamEndpoint, &get(Field::IamEndpoint)?)?,
+            username: get(Field::Username)?,
+            password: SecretValue::new(get(Field::Password)?),
+            domain_name: get(Field::DomainName)?,
         })
     } else {
-        Ok(Auth::Token(SecretValue::new(get(Key::Token)?)))
+        Ok(Auth::Token(SecretValue::new(get(Field::Token)?)))
     }
 }
 

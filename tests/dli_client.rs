@@ -80,7 +80,7 @@ async fn a_delivered_stop_maps_one_element_per_job_and_records_the_request_id() 
     );
     assert_eq!(sim.stop_calls(128), 1);
     assert_eq!(sim.stop_calls(137), 1);
-    assert_eq!(sim.stop_call_log()[0].trigger_savepoint, true);
+    assert!(sim.stop_call_log()[0].trigger_savepoint);
 }
 
 #[tokio::test]

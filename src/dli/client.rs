@@ -466,7 +466,7 @@ fn error_from_answer(answer: RawAnswer) -> DliError {
         Ok(body) => DliError::Api {
             status: answer.status,
             request_id: answer.request_id.or_else(|| body.request_id.clone()),
-            body,
+            body: Box::new(body),
             retry_after: answer.retry_after,
             server_date: answer.server_date,
         },

@@ -27,7 +27,7 @@ pub enum DliError {
     #[error("{}", describe_api_error(*.status, .body, .request_id.as_deref()))]
     Api {
         status: u16,
-        body: ErrorBody,
+        body: Box<ErrorBody>,
         request_id: Option<String>,
         retry_after: Option<Duration>,
         /// The answer's `Date` header, to spot clock skew.
@@ -158,11 +158,11 @@ mod tests {
     fn api(status: u16, code: &str, message: &str) -> DliError {
         DliError::Api {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_code: code.into(),
                 error_msg: message.into(),
                 request_id: None,
-            },
+            }),
             request_id: Some("req-1".into()),
             retry_after: None,
             server_date: None,
@@ -190,11 +190,11 @@ mod tests {
     fn the_request_id_falls_back_to_the_gateway_body() {
         let error = DliError::Api {
             status: 401,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_code: "APIGW.0301".into(),
                 error_msg: String::new(),
                 request_id: Some("body-id".into()),
-            },
+            }),
             request_id: None,
             retry_after: None,
             server_date: None,

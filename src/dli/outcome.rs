@@ -117,11 +117,11 @@ mod tests {
     fn api(status: u16, code: &str) -> DliError {
         DliError::Api {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_code: code.into(),
                 error_msg: "m".into(),
                 request_id: None,
-            },
+            }),
             request_id: None,
             retry_after: None,
             server_date: None,
@@ -214,11 +214,11 @@ mod tests {
     fn classify_carries_retry_after_for_retries() {
         let throttled = DliError::Api {
             status: 429,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_code: "APIGW.0308".into(),
                 error_msg: "throttled".into(),
                 request_id: None,
-            },
+            }),
             request_id: None,
             retry_after: Some(Duration::from_secs(7)),
             server_date: None,
