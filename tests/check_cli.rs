@@ -212,3 +212,99 @@ async fn a_refused_connection_is_diagnosed() {
         "{stdout}"
     );
 }
+
+/// `check --secret NAMESPACE/NAME` against a real Kubernetes API.
+#[cfg(feature = "testenv")]
+mod from_a_secret {
+    use std::collections::BTreeMap;
+
+    use dli_stop_operator::testenv::ControlPlane;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, ObjectMeta, PostParams};
+
+    use super::*;
+
+    async fn check_secret(cp: &ControlPlane, reference: &str) -> (bool, String, String) {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dli-stop-operator"));
+        command
+            .args(["check", "--secret", reference])
+            .env("KUBECONFIG", cp.kubeconfig_path());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("DLI_") {
+                command.env_remove(name);
+            }
+        }
+        let output = command.output().await.expect("the binary runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    async fn create_secret(
+        cp: &ControlPlane,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, String)],
+    ) {
+        let secrets: Api<Secret> = Api::namespaced(cp.client(), namespace);
+        let string_data: BTreeMap<String, String> = data
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
+        secrets
+            .create(
+                &PostParams::default(),
+                &Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_owned()),
+                        ..ObjectMeta::default()
+                    },
+                    string_data: Some(string_data),
+                    ..Secret::default()
+                },
+            )
+            .await
+            .expect("create Secret");
+    }
+
+    #[tokio::test]
+    async fn a_secret_connection_is_checked_and_its_problems_named() {
+        let cp = ControlPlane::shared().await.expect("control plane");
+        let namespace = cp.create_namespace("check").await.expect("namespace");
+        let sim = sim().await;
+        let good = [
+            ("endpoint", sim.endpoint()),
+            ("projectId", sim.project_id()),
+            ("accessKey", AK.to_owned()),
+            ("secretKey", SK.to_owned()),
+        ];
+        create_secret(cp, &namespace, "dli-good", &good).await;
+        create_secret(
+            cp,
+            &namespace,
+            "dli-no-project",
+            &[good[0].clone(), good[2].clone(), good[3].clone()],
+        )
+        .await;
+
+        let (ok, stdout, stderr) = check_secret(cp, &format!("{namespace}/dli-good")).await;
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
+
+        let (ok, _, stderr) = check_secret(cp, &format!("{namespace}/dli-no-project")).await;
+        assert!(!ok);
+        assert_eq!(
+            stderr.trim(),
+            format!("error: Secret {namespace}/dli-no-project: Secret key `projectId` is missing")
+        );
+
+        let (ok, _, stderr) = check_secret(cp, &format!("{namespace}/absent")).await;
+        assert!(!ok);
+        assert_eq!(
+            stderr.trim(),
+            format!("error: Secret {namespace}/absent does not exist")
+        );
+    }
+}

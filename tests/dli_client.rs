@@ -344,6 +344,35 @@ async fn a_short_lived_iam_token_is_refreshed_before_it_expires() {
 }
 
 #[tokio::test]
+async fn a_refused_iam_token_is_replaced_once_and_the_call_retried_once() {
+    let sim = sim().await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    let client = client_with(
+        connection(&sim, iam(&sim, "pa55word")),
+        ClientOptions::default(),
+    );
+    client.job_detail(128).await.expect("first token works");
+    assert_eq!(sim.token_issues(), 1);
+
+    // The gateway's clock jumps past every token's expiry: the cached one is refused, a new
+    // one is fetched once, and that is refused too; the client must not loop.
+    sim.set_clock_skew(jiff::SignedDuration::from_hours(25));
+    let error = client
+        .job_detail(128)
+        .await
+        .expect_err("expired at the gateway");
+    assert_eq!(error.http_status(), Some(401));
+    assert_eq!(sim.token_issues(), 2);
+
+    sim.set_clock_skew(jiff::SignedDuration::ZERO);
+    client
+        .job_detail(128)
+        .await
+        .expect("the replacement token is kept");
+    assert_eq!(sim.token_issues(), 2);
+}
+
+#[tokio::test]
 async fn a_wrong_iam_password_means_the_stop_was_never_sent() {
     let sim = sim().await;
     sim.add_iam_user("acme", "operator", "pa55word");
