@@ -80,7 +80,7 @@ impl AuthError {
     }
 
     /// Whether the answer comes from the API gateway (whose bodies carry `request_id`).
-    pub fn from_gateway(&self) -> bool {
+    pub fn is_from_gateway(&self) -> bool {
         self.code().starts_with("APIGW.")
     }
 }

@@ -16,9 +16,12 @@
 pub mod admin;
 mod auth;
 mod credentials;
+mod dli_api;
 mod faults;
 mod http;
+mod iam;
 mod jobs;
+mod respond;
 mod server;
 mod shared;
 mod state;
@@ -35,7 +38,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use admin::{FaultSpec, StatsBody};
-pub use auth::AuthError;
 pub use faults::{Fault, Operation, RandomFaults};
 pub use jobs::{STOP_DELIVERED, StopOutcome};
 pub use state::{AnswerShape, StopCall};

@@ -1,0 +1,112 @@
+//! Applies an injected fault to a call: when the operation runs and what the client gets back.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::sim::faults::Fault;
+use crate::sim::http::{CutConnection, dli_error, gateway_error, raw_json};
+use crate::sim::shared::Shared;
+use crate::sim::wire::{MALFORMED_BODY, oversized_body};
+
+/// Answers with `work` as `fault` dictates. `work` performs the operation and builds the
+/// normal answer; it runs at most once, and not at all when the fault prevents the operation.
+pub async fn respond<W>(
+    shared: &Arc<Shared>,
+    request_id: &str,
+    fault: Option<Fault>,
+    work: W,
+) -> Response
+where
+    W: FnOnce() -> Response + Send + 'static,
+{
+    let Some(fault) = fault else {
+        return work();
+    };
+    tracing::info!(request_id, ?fault, "injecting a fault");
+    match fault {
+        Fault::Latency(delay) => {
+            tokio::time::sleep(delay).await;
+            work()
+        }
+        Fault::Status429 { retry_after_secs } => {
+            let mut response = gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "APIGW.0308",
+                "The throttling threshold has been reached.",
+                request_id,
+            );
+            if let Some(secs) = retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        }
+        Fault::Status500 => dli_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "DLI.0999",
+            "Server-side errors occur.",
+        ),
+        Fault::Status502 => gateway_error(
+            StatusCode::BAD_GATEWAY,
+            "APIGW.0202",
+            "Backend unavailable.",
+            request_id,
+        ),
+        Fault::Status503 => gateway_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "APIGW.0203",
+            "Service unavailable.",
+            request_id,
+        ),
+        Fault::CutAfterRequest { applied } => {
+            if applied {
+                drop(work());
+            }
+            let mut response = Response::new(Body::empty());
+            response.extensions_mut().insert(CutConnection);
+            response
+        }
+        Fault::MalformedBody => {
+            drop(work());
+            raw_json(MALFORMED_BODY.to_owned())
+        }
+        Fault::OversizedBody(bytes) => {
+            drop(work());
+            raw_json(oversized_body(bytes))
+        }
+        Fault::Hold { applied } => hold(shared.clone(), applied, work).await,
+    }
+}
+
+/// Holds the answer until released. The operation runs in its own task so that what happens
+/// to it does not depend on whether the client is still connected.
+async fn hold<W>(shared: Arc<Shared>, applied: bool, work: W) -> Response
+where
+    W: FnOnce() -> Response + Send + 'static,
+{
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let answer = if applied {
+            let answer = work();
+            shared.hold().await;
+            answer
+        } else if shared.hold().await {
+            work()
+        } else {
+            return;
+        };
+        // The client may have gone away meanwhile; the operation's effect stays either way.
+        let _ = answer_tx.send(answer);
+    });
+    answer_rx.await.unwrap_or_else(|_| {
+        dli_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DLI.0999",
+            "The stand-in shut down while holding the request.",
+        )
+    })
+}
