@@ -1,3 +1,5 @@
+// Shared by several test binaries (`#[path]`); each uses its own part of it.
+#![allow(dead_code)]
 //! What every end-to-end test stands on: the shared control plane with the CRD installed, a
 //! fresh namespace, a DLI stand-in of its own, and the real operator binary run as a process.
 
@@ -220,7 +222,31 @@ pub async fn run_kubectl(
     }
 }
 
-/// The operator binary, run as users run it, scoped to one namespace.
+/// Flags that make the operator react within a second or two.
+pub const FAST_TIMINGS: [&str; 10] = [
+    "--confirm-poll-interval",
+    "1s",
+    "--retry-initial-backoff",
+    "500ms",
+    "--retry-max-backoff",
+    "5s",
+    "--dli-request-timeout",
+    "3s",
+    "--dli-connect-timeout",
+    "2s",
+];
+
+/// The `DLI_*` variables that make `sim` the default connection.
+pub fn dli_env(sim: &DliSim) -> Vec<(String, String)> {
+    vec![
+        ("DLI_ENDPOINT".to_string(), sim.endpoint()),
+        ("DLI_PROJECT_ID".to_string(), sim.project_id()),
+        ("DLI_ACCESS_KEY".to_string(), ACCESS_KEY.to_string()),
+        ("DLI_SECRET_KEY".to_string(), SECRET_KEY.to_string()),
+    ]
+}
+
+/// The operator binary, run as users run it.
 pub struct Operator {
     child: Option<Child>,
     command: Vec<String>,
@@ -230,51 +256,49 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// The operator watching `namespace` with `sim` as its default connection, with timings
+    /// short enough for tests.
     pub async fn start(cp: &ControlPlane, namespace: &str, sim: &DliSim) -> Operator {
-        let command: Vec<String> = [
-            "run",
+        let mut args = vec![
             "--namespace",
             namespace,
             "--operator-namespace",
             namespace,
             "--metrics-addr",
             "127.0.0.1:0",
-            "--confirm-poll-interval",
-            "1s",
-            "--retry-initial-backoff",
-            "500ms",
-            "--retry-max-backoff",
-            "5s",
-            "--dli-request-timeout",
-            "3s",
-            "--dli-connect-timeout",
-            "2s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let envs = vec![
-            (
-                "KUBECONFIG".to_string(),
-                cp.kubeconfig_path().display().to_string(),
-            ),
-            ("DLI_ENDPOINT".to_string(), sim.endpoint()),
-            ("DLI_PROJECT_ID".to_string(), sim.project_id()),
-            ("DLI_ACCESS_KEY".to_string(), ACCESS_KEY.to_string()),
-            ("DLI_SECRET_KEY".to_string(), SECRET_KEY.to_string()),
+        ];
+        args.extend(FAST_TIMINGS);
+        Operator::start_with(cp.kubeconfig_path(), &args, &dli_env(sim))
+    }
+
+    /// `dli-stop-operator run ARGS` with `kubeconfig` and `envs` only (no inherited environment).
+    pub fn start_with(
+        kubeconfig: &std::path::Path,
+        args: &[&str],
+        envs: &[(String, String)],
+    ) -> Operator {
+        let mut command = vec!["run".to_string()];
+        command.extend(args.iter().map(|s| s.to_string()));
+        let mut all_envs = vec![
+            ("KUBECONFIG".to_string(), kubeconfig.display().to_string()),
             ("RUST_LOG".to_string(), "info,kube=warn".to_string()),
         ];
+        all_envs.extend(envs.iter().cloned());
         let log_dir = tempfile::tempdir().expect("temp dir");
         let log = log_dir.path().join("operator.log");
         let mut operator = Operator {
             child: None,
             command,
-            envs,
+            envs: all_envs,
             log,
             _log_dir: log_dir,
         };
         operator.spawn();
         operator
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// Environment without the default connection, so requests must name a Secret.
