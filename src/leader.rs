@@ -34,9 +34,11 @@ pub struct LeaderConfig {
     pub lease_namespace: String,
     /// This replica's name in `spec.holderIdentity`; unique per replica (the pod name).
     pub identity: String,
-    /// How long a lease stays valid after its last renewal. Whole seconds, at least 2.
+    /// How long a lease stays valid after its last renewal. At least 2s; fractions of a
+    /// second are dropped (the Lease API counts whole seconds).
     pub lease_duration: Duration,
-    /// How often the holder renews. Whole seconds, at least 1, shorter than `lease_duration`.
+    /// How often the holder renews. At least 1s and shorter than `lease_duration`; fractions
+    /// of a second are dropped.
     pub renew_interval: Duration,
 }
 
@@ -107,10 +109,8 @@ fn timing(config: &LeaderConfig) -> Result<Timing, LeaderError> {
     if config.identity.is_empty() {
         return invalid("the identity must not be empty (set POD_NAME)".into());
     }
-    let whole = |d: Duration| d.subsec_nanos() == 0;
-    if !whole(config.lease_duration) || !whole(config.renew_interval) {
-        return invalid("lease duration and renew interval must be whole seconds".into());
-    }
+    // The Lease API counts in whole seconds; fractions are dropped rather than refused so that
+    // derived values (a third of the duration) just work.
     let duration_secs = config.lease_duration.as_secs();
     let renew_secs = config.renew_interval.as_secs();
     if duration_secs < 2 || duration_secs > i32::MAX as u64 {
@@ -465,6 +465,21 @@ mod tests {
     }
 
     #[test]
+    fn fractions_of_a_second_are_dropped() {
+        let mut derived = config(10, 1);
+        derived.renew_interval = derived.lease_duration / 3;
+        let timing = timing(&derived).unwrap();
+        assert_eq!(
+            timing,
+            Timing {
+                duration_secs: 10,
+                grace_secs: 7
+            }
+        );
+        assert_eq!(timing.renew_interval(), Duration::from_secs(3));
+    }
+
+    #[test]
     fn timings_that_cannot_keep_a_lease_are_refused() {
         for (duration, renew) in [(15, 15), (15, 20), (15, 0), (1, 1)] {
             let error = timing(&config(duration, renew)).unwrap_err();
@@ -473,9 +488,9 @@ mod tests {
                 "{duration}/{renew}"
             );
         }
-        let mut fractional = config(15, 5);
-        fractional.renew_interval = Duration::from_millis(2500);
-        assert!(timing(&fractional).is_err());
+        let mut too_short = config(15, 5);
+        too_short.renew_interval = Duration::from_millis(900);
+        assert!(timing(&too_short).is_err());
         let mut anonymous = config(15, 5);
         anonymous.identity.clear();
         assert!(
