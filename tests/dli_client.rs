@@ -476,3 +476,17 @@ async fn tls_with_the_stand_ins_ca_works_and_fails_without_it() {
     }
     assert_eq!(error.class(), OutcomeClass::NotDelivered);
 }
+
+#[tokio::test]
+async fn a_credential_http_cannot_carry_is_refused_before_sending() {
+    let sim = sim().await;
+    let client = client_with(
+        connection(&sim, Auth::Token(SecretValue::new("line\nbreak"))),
+        ClientOptions::default(),
+    );
+    let error = stop_error(&client, &[128]).await;
+    assert!(matches!(error, DliError::Unsendable { .. }), "{error}");
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+    assert!(!error.to_string().contains("break"), "{error}");
+    assert_eq!(sim.total_stop_calls(), 0);
+}

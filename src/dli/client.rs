@@ -357,17 +357,14 @@ impl DliClient {
         }
         let mut headers = HeaderMap::new();
         for (name, value) in pairs.into_iter().chain(unsigned) {
-            let name =
-                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| DliError::Connect {
-                    endpoint: self.connection.endpoint.to_string(),
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                DliError::Unsendable {
                     detail: format!("{name} is not a valid header name"),
-                    tls: None,
-                })?;
+                }
+            })?;
             // A credential with a line break cannot be sent; say which header, never the value.
-            let mut value = HeaderValue::from_str(&value).map_err(|_| DliError::Connect {
-                endpoint: self.connection.endpoint.to_string(),
+            let mut value = HeaderValue::from_str(&value).map_err(|_| DliError::Unsendable {
                 detail: format!("the value for header {name} contains characters HTTP forbids"),
-                tls: None,
             })?;
             if matches!(
                 name.as_str(),

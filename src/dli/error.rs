@@ -56,6 +56,9 @@ pub enum DliError {
         detail: String,
         request_id: Option<String>,
     },
+    /// The request could not be built (e.g. a credential with a line break), so nothing was sent.
+    #[error("the request to DLI cannot be sent: {detail}")]
+    Unsendable { detail: String },
     /// IAM did not issue a token, so the DLI call was never sent.
     #[error("cannot get an IAM token from {iam_endpoint}: {detail}")]
     IamToken {
@@ -107,6 +110,7 @@ impl DliError {
             DliError::Connect { .. }
             | DliError::Timeout { .. }
             | DliError::Transport { .. }
+            | DliError::Unsendable { .. }
             | DliError::IamToken { .. } => None,
         }
     }
@@ -121,6 +125,7 @@ impl DliError {
             DliError::Connect { .. }
             | DliError::Timeout { .. }
             | DliError::Transport { .. }
+            | DliError::Unsendable { .. }
             | DliError::IamToken { .. } => None,
         }
     }

@@ -67,7 +67,9 @@ impl DliError {
     /// body is ambiguous too: DLI acted, but we cannot say on what.
     pub fn class(&self) -> OutcomeClass {
         match self {
-            DliError::Connect { .. } | DliError::IamToken { .. } => OutcomeClass::NotDelivered,
+            DliError::Connect { .. } | DliError::Unsendable { .. } | DliError::IamToken { .. } => {
+                OutcomeClass::NotDelivered
+            }
             DliError::Timeout { .. } | DliError::Transport { .. } => OutcomeClass::Ambiguous,
             DliError::Api { status, .. } | DliError::Http { status, .. } => {
                 class_of_status(*status)
