@@ -342,6 +342,13 @@ async fn write_status(
         .await
     {
         Ok(written) => {
+            if let Some(status) = written.status.as_ref() {
+                for (result, count) in
+                    transition::newly_finished_jobs(request.status.as_ref(), status, &request.spec)
+                {
+                    ctx.metrics.job_finished(result, count);
+                }
+            }
             publish_transition(ctx, request, &written).await;
             Ok(Some(written))
         }

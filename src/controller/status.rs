@@ -593,6 +593,38 @@ fn settle(
     apply_verdict(status, verdict, generation, now);
 }
 
+/// Per-job final results, by metric label, when `after` is the write that made the generation
+/// final; empty otherwise, so each job is counted once.
+pub fn newly_finished_jobs(
+    before: Option<&JobStopRequestStatus>,
+    after: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+) -> Vec<(&'static str, u64)> {
+    let Some(phase) = after.phase.filter(|p| p.is_final()) else {
+        return Vec::new();
+    };
+    if before.and_then(|s| s.phase) == Some(phase)
+        && before.map(|s| &s.finished_at) == Some(&after.finished_at)
+    {
+        return Vec::new();
+    }
+    let confirm = spec.confirm().enabled;
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for result in &after.results {
+        let label = match job_verdict(result, confirm) {
+            JobVerdict::Succeeded => "stopped",
+            JobVerdict::Failed => "failed",
+            JobVerdict::Pending if phase == Phase::Unknown => "unknown",
+            JobVerdict::Pending => "timeout",
+        };
+        match counts.iter_mut().find(|(l, _)| *l == label) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((label, 1)),
+        }
+    }
+    counts
+}
+
 fn describe_error(error: &RequestError) -> String {
     match (&error.code, error.http_status) {
         (Some(code), Some(http)) => format!("HTTP {http} {code}: {}", error.message),
@@ -993,6 +1025,30 @@ mod tests {
                 pending: 0
             })
         );
+    }
+
+    #[test]
+    fn finished_jobs_are_counted_once_when_the_generation_ends() {
+        let spec = spec(&[128, 137], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let accepted = delivered(
+            &claimed,
+            &spec,
+            1,
+            &answer(&[(128, Some(true)), (137, Some(true))]),
+            &time(1),
+        );
+        assert!(newly_finished_jobs(Some(&claimed), &accepted, &spec).is_empty());
+        let observed = [
+            observe(128, "job_cancel_success"),
+            observe(137, "job_canceling"),
+        ];
+        let timed_out = confirmed(&accepted, &spec, 1, &observed, true, &time(61));
+        assert_eq!(
+            newly_finished_jobs(Some(&accepted), &timed_out, &spec),
+            vec![("stopped", 1), ("timeout", 1)]
+        );
+        assert!(newly_finished_jobs(Some(&timed_out), &timed_out, &spec).is_empty());
     }
 
     #[test]
