@@ -107,7 +107,7 @@ async fn savepoint_paths_are_recorded() {
     for result in &status.results {
         let path = result.savepoint_path.as_deref().unwrap_or_default();
         assert!(
-            path.starts_with(&format!("obs://")) && path.contains(&result.job_id.to_string()),
+            path.starts_with("obs://") && path.contains(&result.job_id.to_string()),
             "{path}"
         );
     }
