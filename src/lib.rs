@@ -6,6 +6,8 @@ pub mod check;
 pub mod connection;
 pub mod controller;
 pub mod dli;
+#[cfg(feature = "testenv")]
+pub mod harness;
 pub mod leader;
 pub mod metrics;
 pub mod run;

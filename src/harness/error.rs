@@ -1,0 +1,42 @@
+//! What can stop a benchmark or chaos run before it has figures to show.
+
+use std::path::PathBuf;
+
+/// Why a harness run could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("the local control plane is not usable: {0}")]
+    ControlPlane(#[from] crate::testenv::TestEnvError),
+    #[error("the Kubernetes API refused to {what}: {source}")]
+    Kubernetes {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the DLI stand-in cannot start: {0}")]
+    StandIn(#[source] std::io::Error),
+    #[error("cannot {what} the operator process ({binary}): {source}")]
+    Operator {
+        what: &'static str,
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the operator process exited by itself ({status}); its log is {log}")]
+    OperatorExited { status: String, log: PathBuf },
+    #[error("timed out after {seconds}s waiting for {what}")]
+    Timeout { what: String, seconds: u64 },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl HarnessError {
+    pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> HarnessError {
+        let what = what.into();
+        move |source| HarnessError::Kubernetes { what, source }
+    }
+}
