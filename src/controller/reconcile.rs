@@ -156,8 +156,10 @@ async fn resolve(
     if next.phase == Some(Phase::Unknown) {
         warn!("the outcome of the stop call is unknown; it will not be sent again");
     }
-    let written = write_result(ctx, request, generation, next).await?;
-    Ok(follow_up(ctx, &written))
+    match write_status(ctx, request, next).await? {
+        Some(written) => Ok(follow_up(ctx, &written)),
+        None => Ok(Action::requeue(Duration::from_secs(1))),
+    }
 }
 
 /// Step 6 and TTL: the call for this generation is done.
@@ -180,21 +182,28 @@ async fn confirm(
     generation: i64,
     status: &JobStopRequestStatus,
 ) -> Result<Action, Error> {
-    let dli = match ctx.connections.for_request(request).await {
-        Ok(dli) => dli,
-        Err(problem) => return Err(Error::Connection(problem)),
-    };
+    let timeout =
+        Duration::from_secs(u64::try_from(request.spec.confirm().timeout_seconds).unwrap_or(0));
+    let timed_out = answered_for(status) >= timeout;
     let pending: Vec<i64> = status
         .results
         .iter()
         .filter(|r| transition::job_verdict(r, true) == JobVerdict::Pending)
         .map(|r| r.job_id)
         .collect();
-    let observations = observe(&dli, ctx, &pending).await?;
-    let since_answer = answered_for(status);
-    let timeout =
-        Duration::from_secs(u64::try_from(request.spec.confirm().timeout_seconds).unwrap_or(0));
-    let timed_out = since_answer >= timeout;
+    let observed = match ctx.connections.for_request(request).await {
+        Ok(dli) => observe(&dli, ctx, &pending).await,
+        Err(problem) => Err(Error::Connection(problem)),
+    };
+    // Once the timeout has passed, DLI being unreachable must not keep the request open.
+    let observations = match observed {
+        Ok(observations) => observations,
+        Err(error) if timed_out => {
+            warn!(%error, "cannot read the jobs' states; confirmation timed out");
+            Vec::new()
+        }
+        Err(error) => return Err(error),
+    };
     let next = transition::confirmed(
         status,
         &request.spec,
@@ -203,8 +212,10 @@ async fn confirm(
         timed_out,
         &now(),
     );
-    let written = write_result(ctx, request, generation, next).await?;
-    Ok(follow_up(ctx, &written))
+    match write_status(ctx, request, next).await? {
+        Some(written) => Ok(follow_up(ctx, &written)),
+        None => Ok(Action::requeue(Duration::from_secs(1))),
+    }
 }
 
 /// What to do after a status was written: poll again, wait for the TTL, or wait for a change.
