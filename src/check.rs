@@ -200,6 +200,15 @@ pub fn diagnose(
         ..
     } = error
     {
+        if !tls.to_lowercase().contains("certificate") {
+            return diagnosis(
+                Problem::Tls,
+                format!("the TLS handshake with {endpoint} failed ({tls})"),
+                vec![
+                    "Check the URL's scheme and port: does that address really speak HTTPS?".into(),
+                ],
+            );
+        }
         return diagnosis(
             Problem::Tls,
             format!("the TLS certificate of {endpoint} is not trusted ({tls})"),
@@ -349,23 +358,35 @@ fn describe_skew(skew: SignedDuration) -> String {
 }
 
 fn signature_details(error: &DliError, message: &str, ours: Option<&str>) -> Vec<String> {
-    let mut details = Vec::new();
-    if message.contains("not exist") || message.contains("unknown") {
-        details.push("The gateway does not know this access key.".into());
+    if message.contains("not exist") {
+        return vec![
+            "The gateway does not know this access key: check accessKey (deleted, or of another \
+             account?)."
+                .into(),
+        ];
     }
     let Some(theirs) = gateway_canonical_request(error) else {
-        details.push(
+        return vec![
             "Check that the secret key belongs to the access key and the machine clock is right."
                 .into(),
-        );
-        return details;
+        ];
     };
+    let indented = |text: &str| {
+        text.lines()
+            .map(|line| format!("    {line}"))
+            .collect::<Vec<_>>()
+    };
+    let mut details = Vec::new();
     match ours {
-        Some(ours) if ours == theirs => details.push(
-            "Both sides built the same canonical request, so the secret key does not match the \
-             access key (or the security token is wrong)."
-                .into(),
-        ),
+        Some(ours) if ours == theirs => {
+            details.push(
+                "Both sides built the same canonical request, so the secret key does not match \
+                 the access key (or the security token is wrong)."
+                    .into(),
+            );
+            details.push("canonical request (identical on both sides):".into());
+            details.extend(indented(&theirs));
+        }
         Some(ours) => {
             details.push(
                 "The canonical requests differ: something between here and DLI changed the \
@@ -373,13 +394,13 @@ fn signature_details(error: &DliError, message: &str, ours: Option<&str>) -> Vec
                     .into(),
             );
             details.push("gateway's canonical request:".into());
-            details.extend(theirs.lines().map(|line| format!("    {line}")));
+            details.extend(indented(&theirs));
             details.push("our canonical request:".into());
-            details.extend(ours.lines().map(|line| format!("    {line}")));
+            details.extend(indented(ours));
         }
         None => {
             details.push("gateway's canonical request:".into());
-            details.extend(theirs.lines().map(|line| format!("    {line}")));
+            details.extend(indented(&theirs));
         }
     }
     details
@@ -483,6 +504,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_access_key_is_named() {
+        let error = api(
+            401,
+            "APIGW.0301",
+            "Incorrect IAM authentication information: ak AK2 not exist",
+            Some(now()),
+        );
+        let diagnosis = diagnose(&error, &ak_sk(), now(), None);
+        assert_eq!(diagnosis.problem, Problem::BadSignature);
+        assert!(
+            diagnosis.details[0].contains("does not know this access key"),
+            "{diagnosis:?}"
+        );
+    }
+
+    #[test]
     fn a_skewed_gateway_clock_is_diagnosed_as_clock_skew() {
         let later = now() + SignedDuration::from_mins(40);
         let error = api(
@@ -537,6 +574,22 @@ mod tests {
         let diagnosis = diagnose(&error, &ak_sk(), now(), None);
         assert_eq!(diagnosis.problem, Problem::Tls);
         assert!(diagnosis.details[0].contains("caBundle"));
+    }
+
+    #[test]
+    fn a_handshake_that_is_not_about_certificates_points_at_the_scheme() {
+        let error = DliError::Connect {
+            endpoint: "https://127.0.0.1:8080/".into(),
+            detail: "received corrupt message of type InvalidContentType".into(),
+            tls: Some("received corrupt message of type InvalidContentType".into()),
+        };
+        let diagnosis = diagnose(&error, &ak_sk(), now(), None);
+        assert_eq!(diagnosis.problem, Problem::Tls);
+        assert!(
+            diagnosis.summary.starts_with("the TLS handshake with"),
+            "{diagnosis:?}"
+        );
+        assert!(diagnosis.details[0].contains("really speak HTTPS"));
     }
 
     #[test]
