@@ -2,8 +2,10 @@
 //! real operator binary against a private control plane and the DLI stand-in and measure it,
 //! or break it on purpose and check the once-per-generation promise afterwards.
 
+pub mod bench;
 pub mod error;
 pub mod process;
+pub mod ready;
 pub mod rng;
 pub mod stats;
 pub mod world;

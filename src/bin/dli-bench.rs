@@ -1,0 +1,84 @@
+//! `make bench`: measures the operator on a fresh local control plane with the DLI stand-in at
+//! zero latency. Prints a table and writes JSON under `target/bench/`; exits non-zero when a
+//! figure breaks a promise (e.g. DLI calls != requests).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use dli_stop_operator::harness::{bench, process, world};
+use dli_stop_operator::testenv::ControlPlane;
+
+/// Benchmarks the operator binary against a private control plane and the DLI stand-in.
+#[derive(Debug, Parser)]
+#[command(name = "dli-bench")]
+struct Args {
+    /// Requests of the main run (and of the API server floor).
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// The operator's --concurrency in the main run; also the floor's concurrency.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// --concurrency values of the throughput sweep (empty: no sweep).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    sweep: Vec<u16>,
+    /// Requests of each sweep run.
+    #[arg(long, default_value_t = 500)]
+    sweep_requests: usize,
+    /// Finished requests in the cache for the memory-at-rest figure (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    rest_requests: usize,
+    /// Longest wait for one run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// RUST_LOG of the operator (its log is part of what it costs).
+    #[arg(long, default_value = "info,kube=warn")]
+    operator_log: String,
+    /// The operator binary (default: beside this one).
+    #[arg(long)]
+    operator_bin: Option<PathBuf>,
+    /// Where the JSON report and the operator logs go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match bench_main(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("dli-bench failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench_main(args: Args) -> Result<bool, String> {
+    dli_stop_operator::run::install_crypto_provider();
+    let log_dir = args.out.join("logs");
+    std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
+    let config = bench::BenchConfig {
+        requests: args.requests,
+        concurrency: args.concurrency,
+        sweep: args.sweep,
+        sweep_requests: args.sweep_requests,
+        rest_requests: args.rest_requests,
+        timeout: Duration::from_secs(args.timeout),
+        rust_log: args.operator_log,
+        operator_binary: args
+            .operator_bin
+            .unwrap_or_else(process::default_operator_binary),
+        log_dir,
+    };
+    eprintln!("[bench] starting etcd and kube-apiserver");
+    let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
+    world::install_crd(&cp).await.map_err(|e| e.to_string())?;
+    let report = bench::run(&cp, config).await.map_err(|e| e.to_string())?;
+    print!("{}", bench::render(&report));
+    let path = bench::write_json(&report, &args.out).map_err(|e| e.to_string())?;
+    println!("report: {}", path.display());
+    Ok(report.problems.is_empty())
+}

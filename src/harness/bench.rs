@@ -1,0 +1,609 @@
+//! `dli-bench`: how fast the operator turns JobStopRequests Ready, what it costs, and how that
+//! compares with the API server's own floor for the same writes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+
+use super::error::HarnessError;
+use super::process::{OperatorProcess, Usage, free_port};
+use super::ready::ReadyTracker;
+use super::stats::{self, Latencies};
+use super::world::{self, OperatorOptions, RequestCounts};
+use crate::api::{JobStopRequest, JobStopRequestStatus};
+use crate::controller::status as transition;
+use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
+use crate::testenv::ControlPlane;
+
+/// The resources whose API calls a run counts.
+const COUNTED_RESOURCES: [&str; 3] = ["jobstoprequests", "events", "leases"];
+/// Creates the harness keeps in flight while loading requests for the operator.
+const CREATE_CONCURRENCY: usize = 16;
+
+/// What to measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchConfig {
+    /// Requests of the main run.
+    pub requests: usize,
+    /// The operator's `--concurrency` in the main run and the floor's concurrency.
+    pub concurrency: u16,
+    /// `--concurrency` values of the throughput sweep.
+    pub sweep: Vec<u16>,
+    /// Requests of each sweep run.
+    pub sweep_requests: usize,
+    /// Finished requests in the cache for the memory-at-rest run (0 skips it).
+    pub rest_requests: usize,
+    /// Longest wait for one run's requests to become Ready.
+    #[serde(skip)]
+    pub timeout: Duration,
+    /// `RUST_LOG` of the operator.
+    pub rust_log: String,
+    #[serde(skip)]
+    pub operator_binary: PathBuf,
+    /// Where operator logs go.
+    #[serde(skip)]
+    pub log_dir: PathBuf,
+}
+
+/// API calls per request of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiCalls {
+    pub verb: String,
+    pub resource: String,
+    pub subresource: String,
+    pub per_request: f64,
+}
+
+/// One operator run: N requests created, waited for until Ready.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorRun {
+    pub concurrency: u16,
+    pub requests: usize,
+    pub ready: usize,
+    pub wall_seconds: f64,
+    pub throughput_per_second: f64,
+    pub latency: Latencies,
+    pub dli_calls: usize,
+    pub usage: Option<Usage>,
+    pub cpu_ms_per_request: Option<f64>,
+    /// Mean time of one reconcile, from the operator's own histogram.
+    pub reconcile_mean_ms: Option<f64>,
+    pub reconciles: Option<f64>,
+    /// API server requests per JobStopRequest (the harness's own create and watch included).
+    pub api_calls: Vec<ApiCalls>,
+}
+
+/// The same writes by a bare client: create, claim `replace_status`, result `replace_status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorRun {
+    pub concurrency: u16,
+    pub requests: usize,
+    pub wall_seconds: f64,
+    pub throughput_per_second: f64,
+    pub latency: Latencies,
+}
+
+/// Memory with many finished requests in the operator's cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestRun {
+    pub requests: usize,
+    pub preload_seconds: f64,
+    /// From start until every request had been reconciled once.
+    pub sync_seconds: f64,
+    /// Measured 5 s after the sync.
+    pub usage: Option<Usage>,
+    pub dli_calls: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub started_at: String,
+    pub config: BenchConfig,
+    pub main: OperatorRun,
+    pub floor: FloorRun,
+    /// Operator throughput / floor throughput.
+    pub ratio: f64,
+    pub sweep: Vec<OperatorRun>,
+    pub rest: Option<RestRun>,
+    /// Figures that break a promise (e.g. DLI calls != requests); non-empty fails the run.
+    pub problems: Vec<String>,
+}
+
+/// Runs every measurement on `cp` (which must have the CRD installed, see [`world::install_crd`]).
+pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, HarnessError> {
+    crate::run::install_crypto_provider();
+    let started_at = jiff::Timestamp::now().to_string();
+    let mut problems = Vec::new();
+
+    say(&format!(
+        "floor: {} requests by a bare client, concurrency {}",
+        config.requests, config.concurrency
+    ));
+    let floor = floor_run(cp, config.requests, config.concurrency).await?;
+    say(&format!(
+        "main: {} requests, operator --concurrency {}",
+        config.requests, config.concurrency
+    ));
+    let main = operator_run(cp, &config, config.concurrency, config.requests).await?;
+    check_run(&main, &mut problems);
+    let mut sweep = Vec::new();
+    for &concurrency in &config.sweep {
+        say(&format!(
+            "sweep: {} requests, operator --concurrency {concurrency}",
+            config.sweep_requests
+        ));
+        let run = operator_run(cp, &config, concurrency, config.sweep_requests).await?;
+        check_run(&run, &mut problems);
+        sweep.push(run);
+    }
+    let rest = if config.rest_requests > 0 {
+        say(&format!(
+            "rest: {} finished requests in the cache",
+            config.rest_requests
+        ));
+        let rest = rest_run(cp, &config).await?;
+        if rest.dli_calls != 0 {
+            problems.push(format!(
+                "rest: {} DLI calls for requests that were already finished",
+                rest.dli_calls
+            ));
+        }
+        Some(rest)
+    } else {
+        None
+    };
+    let ratio = if floor.throughput_per_second > 0.0 {
+        main.throughput_per_second / floor.throughput_per_second
+    } else {
+        0.0
+    };
+    Ok(BenchReport {
+        started_at,
+        config,
+        main,
+        floor,
+        ratio,
+        sweep,
+        rest,
+        problems,
+    })
+}
+
+fn check_run(run: &OperatorRun, problems: &mut Vec<String>) {
+    if run.ready != run.requests {
+        problems.push(format!(
+            "concurrency {}: only {} of {} requests became Ready",
+            run.concurrency, run.ready, run.requests
+        ));
+    }
+    if run.dli_calls != run.requests {
+        problems.push(format!(
+            "concurrency {}: {} DLI stop calls for {} requests (must be equal)",
+            run.concurrency, run.dli_calls, run.requests
+        ));
+    }
+}
+
+fn say(line: &str) {
+    eprintln!("[bench] {line}");
+}
+
+fn request_name(index: usize) -> String {
+    format!("r-{index:05}")
+}
+
+/// Job id of request `index`: one distinct job per request, so calls map to requests.
+fn job_id(index: usize) -> i64 {
+    i64::try_from(index).unwrap_or(i64::MAX - 1) + 1
+}
+
+async fn operator_run(
+    cp: &ControlPlane,
+    config: &BenchConfig,
+    concurrency: u16,
+    requests: usize,
+) -> Result<OperatorRun, HarnessError> {
+    let client = cp.client();
+    let namespace = cp
+        .create_namespace(&format!("bench-c{concurrency}"))
+        .await?;
+    let jobs: Vec<i64> = (0..requests).map(job_id).collect();
+    let sim = world::start_sim(world::instant_sim(), &jobs).await?;
+    let api: Api<JobStopRequest> = Api::namespaced(client.clone(), &namespace);
+    let http = reqwest::Client::new();
+    let port = free_port().map_err(HarnessError::StandIn)?;
+    let options = OperatorOptions {
+        concurrency,
+        metrics_port: port,
+        rust_log: config.rust_log.clone(),
+        extra: Vec::new(),
+    };
+    let log = config.log_dir.join(format!("operator-{namespace}.log"));
+    let spec = world::operator_spec(
+        &config.operator_binary,
+        cp,
+        &namespace,
+        &sim,
+        &options,
+        &log,
+    );
+    let mut operator = OperatorProcess::start(spec)?;
+    wait_serving(&http, port, &mut operator).await?;
+
+    let tracker = ReadyTracker::spawn(api.clone());
+    let before = world::apiserver_requests(&client).await?;
+    let started = Instant::now();
+    let created: HashMap<String, Instant> = futures::stream::iter(0..requests)
+        .map(|index| {
+            let api = api.clone();
+            async move {
+                let object = world::request(&request_name(index), vec![job_id(index)], false, false);
+                let at = Instant::now();
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .map(|created| (created.name_any(), at))
+                    .map_err(HarnessError::kube("create a request"))
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let ready = tracker.wait_for(requests, config.timeout).await;
+    operator.check_alive()?;
+    let seen = tracker.snapshot();
+    let last = seen.values().max().copied().unwrap_or(started);
+    let wall = last.duration_since(started);
+    let samples: Vec<Duration> = seen
+        .iter()
+        .filter_map(|(name, at)| Some(at.duration_since(*created.get(name)?)))
+        .collect();
+    let after = world::apiserver_requests(&client).await?;
+    let usage = operator.usage();
+    let page = world::operator_metrics(&http, port).await.unwrap_or_default();
+    operator.terminate(Duration::from_secs(10)).await;
+    drop(tracker);
+    let dli_calls = sim.total_stop_calls();
+    sim.shutdown().await;
+    world::delete_all(&api).await?;
+
+    let reconciles = world::sample(&page, "dli_stop_operator_reconcile_duration_seconds_count");
+    let reconcile_sum = world::sample(&page, "dli_stop_operator_reconcile_duration_seconds_sum");
+    Ok(OperatorRun {
+        concurrency,
+        requests,
+        ready,
+        wall_seconds: wall.as_secs_f64(),
+        throughput_per_second: stats::per_second(ready, wall),
+        latency: stats::latencies(&samples),
+        dli_calls,
+        usage,
+        cpu_ms_per_request: usage.map(|u| u.cpu_seconds * 1000.0 / requests.max(1) as f64),
+        reconcile_mean_ms: reconciles
+            .zip(reconcile_sum)
+            .filter(|(count, _)| *count > 0.0)
+            .map(|(count, sum)| sum * 1000.0 / count),
+        reconciles,
+        api_calls: per_request(&before, &after, requests),
+    })
+}
+
+fn per_request(before: &RequestCounts, after: &RequestCounts, requests: usize) -> Vec<ApiCalls> {
+    world::request_delta(before, after, &COUNTED_RESOURCES)
+        .into_iter()
+        .map(|((verb, resource, subresource), count)| ApiCalls {
+            verb,
+            resource,
+            subresource,
+            per_request: count / requests.max(1) as f64,
+        })
+        .collect()
+}
+
+/// Waits until the operator serves `/metrics`, failing early if it exits.
+async fn wait_serving(
+    http: &reqwest::Client,
+    port: u16,
+    operator: &mut OperatorProcess,
+) -> Result<(), HarnessError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        operator.check_alive()?;
+        if world::operator_metrics(http, port).await.is_some() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(HarnessError::Timeout {
+                what: "the operator to serve /metrics".to_string(),
+                seconds: 30,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The status the operator writes when it claims a generation.
+fn claim_status(object: &JobStopRequest) -> JobStopRequestStatus {
+    transition::claim(
+        &JobStopRequestStatus::default(),
+        &object.spec,
+        object.metadata.generation.unwrap_or(1),
+        "dli-bench",
+        &Time(jiff::Timestamp::now()),
+    )
+}
+
+/// The status the operator writes when DLI accepted every job.
+fn delivered_status(object: &JobStopRequest) -> JobStopRequestStatus {
+    let message = "The request for stopping DLI jobs is delivered successfully.".to_string();
+    let answer = StopAnswer {
+        elements: vec![AnswerElement {
+            is_success: true,
+            message: message.clone(),
+        }],
+        jobs: object
+            .spec
+            .job_ids
+            .iter()
+            .map(|&job_id| JobAnswer {
+                job_id,
+                is_success: Some(true),
+                message: Some(message.clone()),
+            })
+            .collect(),
+        request_id: Some("dli-bench".to_string()),
+        http_status: 200,
+    };
+    transition::delivered(
+        &object.status.clone().unwrap_or_default(),
+        &object.spec,
+        object.metadata.generation.unwrap_or(1),
+        &answer,
+        &Time(jiff::Timestamp::now()),
+    )
+}
+
+/// Creates a request and writes the operator's two status writes for it; returns the time taken.
+async fn create_and_finish(
+    api: &Api<JobStopRequest>,
+    index: usize,
+) -> Result<Duration, HarnessError> {
+    let started = Instant::now();
+    let object = world::request(&request_name(index), vec![job_id(index)], false, false);
+    let created = api
+        .create(&PostParams::default(), &object)
+        .await
+        .map_err(HarnessError::kube("create a request"))?;
+    let claimed = world::write_status(api, &created, claim_status(&created)).await?;
+    world::write_status(api, &claimed, delivered_status(&claimed)).await?;
+    Ok(started.elapsed())
+}
+
+async fn floor_run(
+    cp: &ControlPlane,
+    requests: usize,
+    concurrency: u16,
+) -> Result<FloorRun, HarnessError> {
+    let namespace = cp.create_namespace("bench-floor").await?;
+    let api: Api<JobStopRequest> = Api::namespaced(cp.client(), &namespace);
+    let started = Instant::now();
+    let samples: Vec<Duration> = futures::stream::iter(0..requests)
+        .map(|index| {
+            let api = api.clone();
+            async move { create_and_finish(&api, index).await }
+        })
+        .buffer_unordered(usize::from(concurrency.max(1)))
+        .try_collect()
+        .await?;
+    let wall = started.elapsed();
+    world::delete_all(&api).await?;
+    Ok(FloorRun {
+        concurrency,
+        requests,
+        wall_seconds: wall.as_secs_f64(),
+        throughput_per_second: stats::per_second(requests, wall),
+        latency: stats::latencies(&samples),
+    })
+}
+
+/// Preloads finished requests while no operator runs, then starts one and measures its memory
+/// once it has reconciled each of them (a no-op for a finished request).
+async fn rest_run(cp: &ControlPlane, config: &BenchConfig) -> Result<RestRun, HarnessError> {
+    let requests = config.rest_requests;
+    let namespace = cp.create_namespace("bench-rest").await?;
+    let api: Api<JobStopRequest> = Api::namespaced(cp.client(), &namespace);
+    let preload = Instant::now();
+    futures::stream::iter(0..requests)
+        .map(|index| {
+            let api = api.clone();
+            async move { create_and_finish(&api, index).await }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let preload_seconds = preload.elapsed().as_secs_f64();
+
+    let sim = world::start_sim(world::instant_sim(), &[]).await?;
+    let http = reqwest::Client::new();
+    let port = free_port().map_err(HarnessError::StandIn)?;
+    let options = OperatorOptions {
+        concurrency: config.concurrency,
+        metrics_port: port,
+        rust_log: config.rust_log.clone(),
+        extra: Vec::new(),
+    };
+    let log = config.log_dir.join(format!("operator-{namespace}.log"));
+    let spec = world::operator_spec(
+        &config.operator_binary,
+        cp,
+        &namespace,
+        &sim,
+        &options,
+        &log,
+    );
+    let started = Instant::now();
+    let mut operator = OperatorProcess::start(spec)?;
+    let success = "dli_stop_operator_reconciliations_total{result=\"success\"}";
+    loop {
+        operator.check_alive()?;
+        let page = world::operator_metrics(&http, port).await.unwrap_or_default();
+        if world::sample(&page, success).unwrap_or(0.0) >= requests as f64 {
+            break;
+        }
+        if started.elapsed() > config.timeout {
+            return Err(HarnessError::Timeout {
+                what: format!("the operator to reconcile {requests} finished requests"),
+                seconds: config.timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sync_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let usage = operator.usage();
+    operator.terminate(Duration::from_secs(10)).await;
+    let dli_calls = sim.total_stop_calls();
+    sim.shutdown().await;
+    world::delete_all(&api).await?;
+    Ok(RestRun {
+        requests,
+        preload_seconds,
+        sync_seconds,
+        usage,
+        dli_calls,
+    })
+}
+
+/// The report as a table for a terminal.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!(
+        "{:<26} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "run", "conc", "reqs", "wall s", "req/s", "p50 ms", "p95 ms", "p99 ms", "DLI", "cpu s", "hwm MiB"
+    ));
+    let runs = std::iter::once(("operator (main)", &report.main))
+        .chain(report.sweep.iter().map(|run| ("operator (sweep)", run)));
+    for (label, run) in runs {
+        line(format!(
+            "{:<26} {:>6} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8} {:>8}",
+            label,
+            run.concurrency,
+            run.requests,
+            run.wall_seconds,
+            run.throughput_per_second,
+            run.latency.p50_ms,
+            run.latency.p95_ms,
+            run.latency.p99_ms,
+            run.dli_calls,
+            run.usage.map_or("-".to_string(), |u| format!("{:.2}", u.cpu_seconds)),
+            run.usage.map_or("-".to_string(), |u| format!("{:.1}", u.peak_rss_mib)),
+        ));
+    }
+    let floor = &report.floor;
+    line(format!(
+        "{:<26} {:>6} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8} {:>8}",
+        "API server floor",
+        floor.concurrency,
+        floor.requests,
+        floor.wall_seconds,
+        floor.throughput_per_second,
+        floor.latency.p50_ms,
+        floor.latency.p95_ms,
+        floor.latency.p99_ms,
+        "-",
+        "-",
+        "-"
+    ));
+    line(format!(
+        "operator / floor throughput: {:.2} ({:.1} vs {:.1} req/s)",
+        report.ratio, report.main.throughput_per_second, floor.throughput_per_second
+    ));
+    if let Some(cpu) = report.main.cpu_ms_per_request {
+        line(format!("operator CPU per request: {cpu:.2} ms"));
+    }
+    if let Some(mean) = report.main.reconcile_mean_ms {
+        line(format!(
+            "reconciles: {:.0} ({:.2} per request), mean {mean:.1} ms",
+            report.main.reconciles.unwrap_or(0.0),
+            report.main.reconciles.unwrap_or(0.0) / report.main.requests.max(1) as f64
+        ));
+    }
+    line("API server calls per request (main run, harness create and watch included):".to_string());
+    for call in &report.main.api_calls {
+        let what = if call.subresource.is_empty() {
+            call.resource.clone()
+        } else {
+            format!("{}/{}", call.resource, call.subresource)
+        };
+        line(format!("  {:<8} {:<30} {:>8.3}", call.verb, what, call.per_request));
+    }
+    if let Some(rest) = &report.rest {
+        line(format!(
+            "at rest: {} finished requests preloaded in {:.1}s, synced in {:.1}s, {}",
+            rest.requests,
+            rest.preload_seconds,
+            rest.sync_seconds,
+            rest.usage.map_or("no /proc figures".to_string(), |u| format!(
+                "RSS {:.1} MiB (peak {:.1} MiB), {:.2} cpu s, {} DLI calls",
+                u.rss_mib, u.peak_rss_mib, u.cpu_seconds, rest.dli_calls
+            ))
+        ));
+    }
+    for problem in &report.problems {
+        line(format!("PROBLEM: {problem}"));
+    }
+    out
+}
+
+/// Writes the report as `latest.json` and a timestamped copy under `dir`.
+pub fn write_json(report: &BenchReport, dir: &std::path::Path) -> Result<PathBuf, HarnessError> {
+    let write_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| HarnessError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .map_err(write_error(dir))?;
+    let stamp = report.started_at.replace(':', "-");
+    let dated = dir.join(format!("bench-{stamp}.json"));
+    std::fs::write(&dated, &json).map_err(write_error(&dated))?;
+    let latest = dir.join("latest.json");
+    std::fs::write(&latest, &json).map_err(write_error(&latest))?;
+    Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Phase;
+
+    #[test]
+    fn the_floor_writes_the_statuses_the_operator_writes() {
+        let mut object = world::request("r-1", vec![7], false, false);
+        object.metadata.generation = Some(1);
+        let claimed = claim_status(&object);
+        assert_eq!(claimed.phase, Some(Phase::Submitting));
+        object.status = Some(claimed);
+        let done = delivered_status(&object);
+        assert_eq!(done.phase, Some(Phase::Succeeded));
+        assert_eq!(done.observed_generation, Some(1));
+        assert_eq!(done.results.len(), 1);
+    }
+
+    #[test]
+    fn each_request_has_its_own_job() {
+        assert_eq!(job_id(0), 1);
+        assert_ne!(job_id(1), job_id(2));
+        assert_eq!(request_name(42), "r-00042");
+    }
+}
