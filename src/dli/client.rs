@@ -165,8 +165,9 @@ impl DliClient {
             job_ids,
             trigger_savepoint,
         })
-        // Serialising integers and a bool into JSON cannot fail.
-        .unwrap_or_default();
+        .map_err(|error| DliError::Unsendable {
+            detail: format!("cannot encode the request body: {error}"),
+        })?;
         let path = format!("/v1.0/{}/streaming/jobs/stop", self.connection.project_id);
         let answer = self.call(Method::POST, &path, &[], body).await?;
         let elements: Vec<AnswerElement> = parse_body(&answer)?;
