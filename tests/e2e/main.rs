@@ -556,3 +556,37 @@ async fn the_shipped_examples_apply_and_complete() {
         .await;
     assert!(secret_check.is_ok(), "{secret_check:?}");
 }
+
+#[tokio::test]
+async fn confirmation_times_out_even_when_dli_becomes_unreachable() {
+    let env = Env::start("unreachable", &[141]).await;
+    env.sim.set_job_stop_outcome(141, StopOutcome::Hang);
+    env.apply(&request(
+        "dli-gone",
+        &[141],
+        "  confirm:\n    timeoutSeconds: 30\n",
+    ))
+    .await;
+    env.wait_for("dli-gone", "Confirming", |r| {
+        r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Confirming)
+    })
+    .await;
+    env.sim.clone().shutdown().await;
+    let api = env.requests();
+    let done = tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            let current = api.get("dli-gone").await.expect("get");
+            if current.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed) {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .expect("the request leaves Confirming once the timeout passed");
+    assert_eq!(
+        reason(&done, conditions::STALLED),
+        ("True".into(), "ConfirmTimeout".into())
+    );
+    assert_eq!(env.sim.total_stop_calls(), 1);
+}
