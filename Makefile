@@ -38,7 +38,8 @@ run: ## Run the operator against the current kubeconfig
 	$(CARGO) run -- run
 
 demo: control-plane ## Start a private control plane and show the operator at work
-	$(CARGO) run --features testenv --bin dli-demo
+	$(CARGO) build --features testenv --bins
+	./target/debug/dli-demo $(DEMO_ARGS)
 
 clean: ## Remove build output (the control-plane cache is kept; delete it by hand if needed)
 	$(CARGO) clean

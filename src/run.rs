@@ -65,7 +65,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         request_timeout: args.dli_request_timeout,
         ..ClientOptions::default()
     };
-    let default_connection = default_connection(&args, &options)?;
+    let default_connection = default_connection(&args, &options, &metrics)?;
     info!(
         identity = %holder,
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
@@ -151,12 +151,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 fn default_connection(
     args: &RunArgs,
     options: &ClientOptions,
+    metrics: &Metrics,
 ) -> Result<DefaultConnection, RunError> {
     if std::env::var_os("DLI_ENDPOINT").is_some() {
         let connection = Connection::from_env(|key| std::env::var(key).ok())
             .map_err(|e| RunError::EnvConnection(e.to_string()))?;
         let client = DliClient::new(connection, options.clone())
-            .map_err(|e| RunError::EnvConnection(e.to_string()))?;
+            .map_err(|e| RunError::EnvConnection(e.to_string()))?
+            .with_metrics(metrics.clone());
         return Ok(DefaultConnection::Env(Arc::new(client)));
     }
     Ok(DefaultConnection::Secret {

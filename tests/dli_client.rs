@@ -324,6 +324,25 @@ async fn an_iam_token_is_issued_once_and_shared_by_concurrent_calls() {
 }
 
 #[tokio::test]
+async fn token_fetches_are_counted_in_the_operators_metrics() {
+    let sim = sim().await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    let metrics = dli_stop_operator::metrics::Metrics::new();
+    let client = client_with(
+        connection(&sim, iam(&sim, "pa55word")),
+        ClientOptions::default(),
+    )
+    .with_metrics(metrics.clone());
+    client.job_detail(128).await.expect("job detail");
+    client.job_detail(137).await.expect("job detail");
+    let page = metrics.encode();
+    assert!(
+        page.contains("dli_stop_operator_token_refreshes_total{outcome=\"ok\"} 1"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn a_short_lived_iam_token_is_refreshed_before_it_expires() {
     let sim = start(SimConfig {
         token_ttl: Duration::from_secs(2),

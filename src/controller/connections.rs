@@ -11,6 +11,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::JobStopRequest;
 use crate::connection::Connection;
 use crate::dli::{ClientOptions, DliClient};
+use crate::metrics::Metrics;
 
 /// Why a request has no usable connection. Messages name keys and Secrets, never values.
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +45,22 @@ pub struct Connections {
     client: Client,
     default: DefaultConnection,
     options: ClientOptions,
+    metrics: Metrics,
     cache: Mutex<ClientCache>,
 }
 
 impl Connections {
-    pub fn new(client: Client, default: DefaultConnection, options: ClientOptions) -> Self {
+    pub fn new(
+        client: Client,
+        default: DefaultConnection,
+        options: ClientOptions,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             client,
             default,
             options,
+            metrics,
             cache: Mutex::default(),
         }
     }
@@ -120,7 +128,7 @@ impl Connections {
             ConnectionProblem::Invalid(format!("Secret {namespace}/{name} ({role}): {error}"))
         })?;
         let client = DliClient::new(connection, self.options.clone())
-            .map(Arc::new)
+            .map(|client| Arc::new(client.with_metrics(self.metrics.clone())))
             .map_err(|error| {
                 ConnectionProblem::Invalid(format!("Secret {namespace}/{name} ({role}): {error}"))
             })?;

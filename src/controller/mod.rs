@@ -85,7 +85,12 @@ impl Context {
             instance: Some(holder.clone()),
         };
         Self {
-            connections: Connections::new(client.clone(), default_connection, options),
+            connections: Connections::new(
+                client.clone(),
+                default_connection,
+                options,
+                metrics.clone(),
+            ),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,

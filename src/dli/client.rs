@@ -17,6 +17,7 @@ use super::wire::{
     AnswerElement, ErrorBody, JobDetail, JobDetailBody, JobListBody, StopRequestBody,
 };
 use crate::connection::{Auth, Connection, SecretValue};
+use crate::metrics::Metrics;
 
 /// Limits of one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +149,14 @@ impl DliClient {
             options,
             tokens,
         })
+    }
+
+    /// Counts IAM token fetches in `metrics` (clients without IAM login have none).
+    pub fn with_metrics(mut self, metrics: Metrics) -> DliClient {
+        if let Some(tokens) = self.tokens.as_mut() {
+            tokens.observe(metrics);
+        }
+        self
     }
 
     pub fn connection(&self) -> &Connection {

@@ -9,6 +9,7 @@ use super::client::{Transfer, read_capped, transport_detail};
 use super::error::DliError;
 use super::wire::{IamErrorBody, TokenBody};
 use crate::connection::SecretValue;
+use crate::metrics::{DliOperation, Metrics};
 
 /// Refresh at the latest this long before expiry (tokens live 24 h).
 const REFRESH_MARGIN: SignedDuration = SignedDuration::from_hours(1);
@@ -37,6 +38,8 @@ pub struct TokenProvider {
     domain_name: String,
     project_id: String,
     cache: Mutex<Option<CachedToken>>,
+    /// Where token fetches are counted, when the client runs inside the operator.
+    metrics: Option<Metrics>,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -64,7 +67,13 @@ impl TokenProvider {
             domain_name,
             project_id,
             cache: Mutex::new(None),
+            metrics: None,
         }
+    }
+
+    /// Counts every token fetch in `metrics` from now on.
+    pub(super) fn observe(&mut self, metrics: Metrics) {
+        self.metrics = Some(metrics);
     }
 
     /// The cached token, or a new one when it is missing or close to expiry. The lock is held
@@ -76,7 +85,14 @@ impl TokenProvider {
         {
             return Ok(cached.token.clone());
         }
-        let fresh = self.issue(transfer).await?;
+        let started = std::time::Instant::now();
+        let issued = self.issue(transfer).await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = if issued.is_ok() { "ok" } else { "error" };
+            metrics.token_refresh(outcome);
+            metrics.dli_call(DliOperation::IamToken, outcome, started.elapsed());
+        }
+        let fresh = issued?;
         let token = fresh.token.clone();
         *cache = Some(fresh);
         Ok(token)
