@@ -121,6 +121,9 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
     let started_at = jiff::Timestamp::now().to_string();
     let mut problems = Vec::new();
 
+    // The first writes pay for TLS handshakes, discovery and a cold watch cache; neither side
+    // of the comparison should.
+    floor_run(cp, config.requests.min(200), config.concurrency).await?;
     say(&format!(
         "floor: {} requests by a bare client, concurrency {}",
         config.requests, config.concurrency
@@ -243,7 +246,8 @@ async fn operator_run(
         .map(|index| {
             let api = api.clone();
             async move {
-                let object = world::request(&request_name(index), vec![job_id(index)], false, false);
+                let object =
+                    world::request(&request_name(index), vec![job_id(index)], false, false);
                 let at = Instant::now();
                 api.create(&PostParams::default(), &object)
                     .await
@@ -265,7 +269,9 @@ async fn operator_run(
         .collect();
     let after = world::apiserver_requests(&client).await?;
     let usage = operator.usage();
-    let page = world::operator_metrics(&http, port).await.unwrap_or_default();
+    let page = world::operator_metrics(&http, port)
+        .await
+        .unwrap_or_default();
     operator.terminate(Duration::from_secs(10)).await;
     drop(tracker);
     let dli_calls = sim.total_stop_calls();
@@ -451,7 +457,9 @@ async fn rest_run(cp: &ControlPlane, config: &BenchConfig) -> Result<RestRun, Ha
     let success = "dli_stop_operator_reconciliations_total{result=\"success\"}";
     loop {
         operator.check_alive()?;
-        let page = world::operator_metrics(&http, port).await.unwrap_or_default();
+        let page = world::operator_metrics(&http, port)
+            .await
+            .unwrap_or_default();
         if world::sample(&page, success).unwrap_or(0.0) >= requests as f64 {
             break;
         }
@@ -488,7 +496,17 @@ pub fn render(report: &BenchReport) -> String {
     };
     line(format!(
         "{:<26} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "run", "conc", "reqs", "wall s", "req/s", "p50 ms", "p95 ms", "p99 ms", "DLI", "cpu s", "hwm MiB"
+        "run",
+        "conc",
+        "reqs",
+        "wall s",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "DLI",
+        "cpu s",
+        "hwm MiB"
     ));
     let runs = std::iter::once(("operator (main)", &report.main))
         .chain(report.sweep.iter().map(|run| ("operator (sweep)", run)));
@@ -504,8 +522,10 @@ pub fn render(report: &BenchReport) -> String {
             run.latency.p95_ms,
             run.latency.p99_ms,
             run.dli_calls,
-            run.usage.map_or("-".to_string(), |u| format!("{:.2}", u.cpu_seconds)),
-            run.usage.map_or("-".to_string(), |u| format!("{:.1}", u.peak_rss_mib)),
+            run.usage
+                .map_or("-".to_string(), |u| format!("{:.2}", u.cpu_seconds)),
+            run.usage
+                .map_or("-".to_string(), |u| format!("{:.1}", u.peak_rss_mib)),
         ));
     }
     let floor = &report.floor;
@@ -544,7 +564,10 @@ pub fn render(report: &BenchReport) -> String {
         } else {
             format!("{}/{}", call.resource, call.subresource)
         };
-        line(format!("  {:<8} {:<30} {:>8.3}", call.verb, what, call.per_request));
+        line(format!(
+            "  {:<8} {:<30} {:>8.3}",
+            call.verb, what, call.per_request
+        ));
     }
     if let Some(rest) = &report.rest {
         line(format!(
@@ -552,10 +575,11 @@ pub fn render(report: &BenchReport) -> String {
             rest.requests,
             rest.preload_seconds,
             rest.sync_seconds,
-            rest.usage.map_or("no /proc figures".to_string(), |u| format!(
-                "RSS {:.1} MiB (peak {:.1} MiB), {:.2} cpu s, {} DLI calls",
-                u.rss_mib, u.peak_rss_mib, u.cpu_seconds, rest.dli_calls
-            ))
+            rest.usage
+                .map_or("no /proc figures".to_string(), |u| format!(
+                    "RSS {:.1} MiB (peak {:.1} MiB), {:.2} cpu s, {} DLI calls",
+                    u.rss_mib, u.peak_rss_mib, u.cpu_seconds, rest.dli_calls
+                ))
         ));
     }
     for problem in &report.problems {

@@ -3,7 +3,9 @@
 //! or break it on purpose and check the once-per-generation promise afterwards.
 
 pub mod bench;
+pub mod chaos;
 pub mod error;
+pub mod invariants;
 pub mod process;
 pub mod ready;
 pub mod rng;

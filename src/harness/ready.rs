@@ -51,7 +51,10 @@ impl ReadyTracker {
     }
 
     pub fn count(&self) -> usize {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Waits until `expected` requests were seen Ready or `timeout` passed; returns how many were.

@@ -1,0 +1,94 @@
+//! `make chaos`: SIGKILLs the operator at random moments while the DLI stand-in injects faults,
+//! then checks the once-per-generation promise. Bounded in time and count; exits non-zero on
+//! any violation, printing the offending requests and the seed to replay them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use dli_stop_operator::harness::{chaos, process, world};
+use dli_stop_operator::testenv::ControlPlane;
+
+/// Breaks the operator on purpose on a private control plane and checks what it promised.
+#[derive(Debug, Parser)]
+#[command(name = "dli-chaos")]
+struct Args {
+    /// JobStopRequests to create (each with its own DLI jobs).
+    #[arg(long, default_value_t = 300)]
+    requests: usize,
+    /// SIGKILLs of an operator process.
+    #[arg(long, default_value_t = 12)]
+    kills: usize,
+    /// Seconds during which requests are created (first half) and kills happen.
+    #[arg(long, default_value_t = 60)]
+    window: u64,
+    /// Operator processes; 2 or more run with --leader-elect.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Seed of every random choice; print by a failing run to replay it (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Chance that a DLI call meets a random 429/500/502/503, cut connection or latency.
+    #[arg(long, default_value_t = 0.2)]
+    fault_probability: f64,
+    /// Chance that a kill happens while a stop call is held open.
+    #[arg(long, default_value_t = 0.4)]
+    hold_probability: f64,
+    /// Seconds to wait, after the window, for every request to finish.
+    #[arg(long, default_value_t = 180)]
+    settle_timeout: u64,
+    /// The operator binary (default: beside this one).
+    #[arg(long)]
+    operator_bin: Option<PathBuf>,
+    /// Where operator logs and the JSON report go.
+    #[arg(long, default_value = "target/chaos")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match chaos_main(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("dli-chaos failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn chaos_main(args: Args) -> Result<bool, String> {
+    dli_stop_operator::run::install_crypto_provider();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    });
+    let config = chaos::ChaosConfig {
+        requests: args.requests,
+        kills: args.kills,
+        window: Duration::from_secs(args.window),
+        replicas: args.replicas.max(1),
+        seed,
+        fault_probability: args.fault_probability,
+        hold_probability: args.hold_probability,
+        settle_timeout: Duration::from_secs(args.settle_timeout),
+        operator_binary: args
+            .operator_bin
+            .unwrap_or_else(process::default_operator_binary),
+        log_dir: args.out.join("logs"),
+        rust_log: "info,kube=warn".to_string(),
+    };
+    eprintln!("[chaos] starting etcd and kube-apiserver");
+    let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
+    world::install_crd(&cp).await.map_err(|e| e.to_string())?;
+    let report = chaos::run(&cp, config).await.map_err(|e| e.to_string())?;
+    print!("{}", chaos::render(&report));
+    let path = args.out.join("latest.json");
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("report: {}", path.display());
+    Ok(report.violations.is_empty())
+}

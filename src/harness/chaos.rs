@@ -1,0 +1,542 @@
+//! `dli-chaos`: requests pour in while operator processes are SIGKILLed at random moments (some
+//! while a stop call is held open) and the stand-in injects random faults; afterwards every
+//! promise of design.md section 2 is checked (see [`invariants`](super::invariants)).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+
+use super::error::HarnessError;
+use super::invariants::{self, Observed, Violation};
+use super::process::{OperatorProcess, free_port};
+use super::rng::SeededRng;
+use super::world::{self, OperatorOptions};
+use crate::api::{JobStopRequest, Phase};
+use crate::sim::{DliSim, Fault, Operation, RandomFaults, SimConfig};
+use crate::testenv::ControlPlane;
+
+/// How hard to shake the operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosConfig {
+    pub requests: usize,
+    pub kills: usize,
+    /// Requests are created during the first half of this window, kills happen during all of it.
+    #[serde(skip)]
+    pub window: Duration,
+    /// Operator processes; more than one runs with `--leader-elect`.
+    pub replicas: usize,
+    pub seed: u64,
+    /// Chance that a DLI call meets a random fault.
+    pub fault_probability: f64,
+    /// Chance that a kill happens while a stop call is held open by the stand-in.
+    pub hold_probability: f64,
+    /// Longest wait, after the window, for every request to finish.
+    #[serde(skip)]
+    pub settle_timeout: Duration,
+    #[serde(skip)]
+    pub operator_binary: PathBuf,
+    #[serde(skip)]
+    pub log_dir: PathBuf,
+    pub rust_log: String,
+}
+
+/// What happened and what broke.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosReport {
+    pub config: ChaosConfig,
+    pub kills: usize,
+    /// Kills made while a stop call was held open.
+    pub kills_mid_call: usize,
+    pub stop_calls: usize,
+    pub phases: BTreeMap<String, usize>,
+    pub elapsed_seconds: f64,
+    pub violations: Vec<Violation>,
+    pub logs: Vec<PathBuf>,
+}
+
+/// One request of the plan.
+#[derive(Debug, Clone, PartialEq)]
+struct PlannedRequest {
+    name: String,
+    job_ids: Vec<i64>,
+    confirm: bool,
+    savepoint: bool,
+}
+
+/// One kill of the plan.
+#[derive(Debug, Clone, PartialEq)]
+struct PlannedKill {
+    replica: usize,
+    /// Hold a stop call open first; `Some(applied)` as in [`Fault::Hold`].
+    hold: Option<bool>,
+    restart_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Create(PlannedRequest),
+    Kill(PlannedKill),
+}
+
+/// Everything random about a run, drawn from the seed up front so a run replays.
+fn plan(config: &ChaosConfig, rng: &mut SeededRng) -> Vec<(Duration, Action)> {
+    let mut next_job = 0i64;
+    let mut timeline = Vec::new();
+    for index in 0..config.requests {
+        let jobs = 1 + rng.below(2);
+        let job_ids = (0..jobs)
+            .map(|_| {
+                next_job += 1;
+                next_job
+            })
+            .collect();
+        let request = PlannedRequest {
+            name: format!("chaos-{index:04}"),
+            job_ids,
+            confirm: rng.chance(0.5),
+            savepoint: rng.chance(0.3),
+        };
+        timeline.push((
+            rng.duration_below(config.window / 2),
+            Action::Create(request),
+        ));
+    }
+    for _ in 0..config.kills {
+        let kill = PlannedKill {
+            replica: usize::try_from(rng.below(config.replicas.max(1) as u64)).unwrap_or(0),
+            hold: rng.chance(config.hold_probability).then(|| rng.chance(0.5)),
+            restart_after: rng.duration_below(Duration::from_secs(1)),
+        };
+        timeline.push((rng.duration_below(config.window), Action::Kill(kill)));
+    }
+    timeline.sort_by_key(|(at, _)| *at);
+    timeline
+}
+
+/// Faults that leave the outcome of a call clear (gateway refusals) and ones that do not
+/// (500, cut connections, answers slower than the operator waits).
+fn random_faults(probability: f64, seed: u64) -> RandomFaults {
+    RandomFaults {
+        probability,
+        seed,
+        kinds: vec![
+            Fault::Latency(Duration::from_millis(150)),
+            Fault::Latency(Duration::from_millis(2500)),
+            Fault::Status429 {
+                retry_after_secs: None,
+            },
+            Fault::Status429 {
+                retry_after_secs: Some(1),
+            },
+            Fault::Status500,
+            Fault::Status502,
+            Fault::Status503,
+            Fault::CutAfterRequest { applied: true },
+            Fault::CutAfterRequest { applied: false },
+        ],
+    }
+}
+
+/// Timeouts short enough that a killed claim is resolved within seconds.
+fn operator_flags(config: &ChaosConfig, namespace: &str, replica: usize) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--confirm-poll-interval",
+        "1s",
+        "--retry-initial-backoff",
+        "200ms",
+        "--retry-max-backoff",
+        "2s",
+        "--dli-request-timeout",
+        "2s",
+        "--dli-connect-timeout",
+        "1s",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    flags.extend(["--pod-name".to_string(), format!("chaos-{replica}")]);
+    if config.replicas > 1 {
+        flags.extend(
+            [
+                "--leader-elect",
+                "--lease-namespace",
+                namespace,
+                "--lease-duration",
+                "4s",
+            ]
+            .iter()
+            .map(ToString::to_string),
+        );
+    }
+    flags
+}
+
+struct Cluster {
+    replicas: Vec<OperatorProcess>,
+    exits: Vec<Violation>,
+}
+
+impl Cluster {
+    /// Notes and restarts replicas that exited without being killed.
+    async fn check(&mut self) -> Result<(), HarnessError> {
+        for (index, replica) in self.replicas.iter_mut().enumerate() {
+            if let Err(HarnessError::OperatorExited { status, .. }) = replica.check_alive() {
+                self.exits.push(Violation::OperatorExited {
+                    replica: index,
+                    status,
+                });
+            }
+        }
+        for replica in &mut self.replicas {
+            if !replica.is_running() {
+                replica.restart().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn say(line: &str) {
+    eprintln!("[chaos] {line}");
+}
+
+/// Runs one chaos round on `cp` (CRD installed) and checks the invariants.
+pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, HarnessError> {
+    crate::run::install_crypto_provider();
+    let started = Instant::now();
+    let mut rng = SeededRng::new(config.seed);
+    let timeline = plan(&config, &mut rng);
+    let fault_seed = rng.next_u64();
+    let namespace = cp.create_namespace("chaos").await?;
+    let api: Api<JobStopRequest> = Api::namespaced(cp.client(), &namespace);
+    let jobs: Vec<i64> = timeline
+        .iter()
+        .filter_map(|(_, action)| match action {
+            Action::Create(request) => Some(request.job_ids.clone()),
+            Action::Kill(_) => None,
+        })
+        .flatten()
+        .collect();
+    let sim = world::start_sim(
+        SimConfig {
+            stop_delay: Duration::from_millis(300),
+            savepoint_delay: Duration::from_millis(300),
+            ..SimConfig::default()
+        },
+        &jobs,
+    )
+    .await?;
+    std::fs::create_dir_all(&config.log_dir).map_err(|source| HarnessError::Write {
+        path: config.log_dir.clone(),
+        source,
+    })?;
+    let mut cluster = Cluster {
+        replicas: Vec::new(),
+        exits: Vec::new(),
+    };
+    let mut logs = Vec::new();
+    for replica in 0..config.replicas.max(1) {
+        let options = OperatorOptions {
+            concurrency: 16,
+            metrics_port: free_port().map_err(HarnessError::StandIn)?,
+            rust_log: config.rust_log.clone(),
+            extra: operator_flags(&config, &namespace, replica),
+        };
+        let log = config
+            .log_dir
+            .join(format!("operator-{namespace}-{replica}.log"));
+        logs.push(log.clone());
+        let spec = world::operator_spec(
+            &config.operator_binary,
+            cp,
+            &namespace,
+            &sim,
+            &options,
+            &log,
+        );
+        cluster.replicas.push(OperatorProcess::start(spec)?);
+    }
+    say(&format!(
+        "seed {}: {} requests, {} kills over {}s, {} replica(s), namespace {namespace}",
+        config.seed,
+        config.requests,
+        config.kills,
+        config.window.as_secs(),
+        config.replicas
+    ));
+    sim.set_random_faults(random_faults(config.fault_probability, fault_seed));
+
+    let mut kills = 0;
+    let mut kills_mid_call = 0;
+    for (at, action) in timeline {
+        if let Some(wait) = at.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        cluster.check().await?;
+        match action {
+            Action::Create(request) => create(&api, &request).await?,
+            Action::Kill(kill) => {
+                if kill_one(&sim, &mut cluster, &kill).await? {
+                    kills_mid_call += 1;
+                }
+                kills += 1;
+            }
+        }
+    }
+    say("window over: faults off, waiting for every request to finish");
+    sim.clear_random_faults();
+    sim.release_held();
+    cluster.check().await?;
+    let finished = settle(
+        &api,
+        &mut cluster,
+        &sim,
+        config.requests,
+        config.settle_timeout,
+    )
+    .await?;
+    if !finished {
+        say("settle timeout: checking what there is");
+    }
+    for replica in &mut cluster.replicas {
+        replica.terminate(Duration::from_secs(10)).await;
+    }
+    sim.release_held();
+
+    let observed = observe(&world::list_all(&api).await?);
+    let calls: Vec<Vec<i64>> = sim
+        .stop_call_log()
+        .into_iter()
+        .map(|call| call.job_ids)
+        .collect();
+    let stand_in: BTreeMap<i64, String> = jobs
+        .iter()
+        .filter_map(|&id| Some((id, sim.job_status(id)?)))
+        .collect();
+    let texts: Vec<(String, String)> = logs
+        .iter()
+        .map(|path| {
+            (
+                path.display().to_string(),
+                std::fs::read_to_string(path).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut violations = cluster.exits.clone();
+    violations.extend(invariants::check(&observed, &calls, &stand_in, &texts));
+    let mut phases = BTreeMap::new();
+    for request in &observed {
+        let phase = request
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(Phase::Pending);
+        *phases.entry(phase.as_str().to_string()).or_insert(0) += 1;
+    }
+    let stop_calls = calls.len();
+    sim.shutdown().await;
+    Ok(ChaosReport {
+        config,
+        kills,
+        kills_mid_call,
+        stop_calls,
+        phases,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        violations,
+        logs,
+    })
+}
+
+async fn create(api: &Api<JobStopRequest>, request: &PlannedRequest) -> Result<(), HarnessError> {
+    let object = world::request(
+        &request.name,
+        request.job_ids.clone(),
+        request.confirm,
+        request.savepoint,
+    );
+    api.create(&PostParams::default(), &object)
+        .await
+        .map_err(HarnessError::kube(format!("create {}", request.name)))?;
+    Ok(())
+}
+
+/// SIGKILLs one replica, first holding a stop call open when the plan says so; returns whether
+/// a call was held at the moment of the kill.
+async fn kill_one(
+    sim: &DliSim,
+    cluster: &mut Cluster,
+    kill: &PlannedKill,
+) -> Result<bool, HarnessError> {
+    // A hold queued by an earlier kill that no call picked up in time may hold a call now;
+    // let it go so that call is not left hanging until the client times out.
+    sim.release_held();
+    let mut held = false;
+    if let Some(applied) = kill.hold {
+        sim.inject(Operation::BatchStop, Fault::Hold { applied });
+        held = sim.wait_held(1, Duration::from_secs(3)).await;
+    }
+    let index = kill.replica.min(cluster.replicas.len().saturating_sub(1));
+    let Some(replica) = cluster.replicas.get_mut(index) else {
+        return Ok(false);
+    };
+    replica.kill().await;
+    if held {
+        // The answer goes nowhere; with `applied: false` the stop takes effect only now,
+        // after its caller died.
+        sim.release_held();
+    }
+    tokio::time::sleep(kill.restart_after).await;
+    replica.restart().await?;
+    Ok(held)
+}
+
+/// Waits until `expected` requests are final for their generation, restarting replicas that
+/// exit by themselves. Returns whether they all finished in time.
+async fn settle(
+    api: &Api<JobStopRequest>,
+    cluster: &mut Cluster,
+    sim: &DliSim,
+    expected: usize,
+    timeout: Duration,
+) -> Result<bool, HarnessError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = world::list_all(api).await?;
+        let done = all.iter().filter(|r| is_final(r)).count();
+        if done >= expected {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        sim.release_held();
+        cluster.check().await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn is_final(request: &JobStopRequest) -> bool {
+    request.status.as_ref().is_some_and(|s| {
+        s.phase.is_some_and(Phase::is_final) && s.observed_generation == request.metadata.generation
+    })
+}
+
+fn observe(requests: &[JobStopRequest]) -> Vec<Observed> {
+    requests
+        .iter()
+        .map(|request| Observed {
+            name: request.name_any(),
+            uid: request.uid().unwrap_or_default(),
+            generation: request.metadata.generation.unwrap_or_default(),
+            job_ids: request.spec.job_ids.clone(),
+            status: request.status.clone(),
+        })
+        .collect()
+}
+
+/// The report for a terminal: counts, then each violation with its request's status.
+pub fn render(report: &ChaosReport) -> String {
+    let mut out = format!(
+        "seed {}: {} requests, {} replica(s), {} kills ({} mid-call), {} stop calls reached DLI, {:.1}s\n",
+        report.config.seed,
+        report.config.requests,
+        report.config.replicas,
+        report.kills,
+        report.kills_mid_call,
+        report.stop_calls,
+        report.elapsed_seconds
+    );
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(phase, count)| format!("{phase} {count}"))
+        .collect();
+    out.push_str(&format!("phases: {}\n", phases.join(", ")));
+    if report.violations.is_empty() {
+        out.push_str("invariants: all hold\n");
+    } else {
+        out.push_str(&format!(
+            "invariants: {} violation(s)\n",
+            report.violations.len()
+        ));
+        for violation in &report.violations {
+            out.push_str(&format!("  VIOLATION {violation}\n"));
+        }
+        out.push_str(&format!(
+            "replay with --seed {}; operator logs: {}\n",
+            report.config.seed,
+            report
+                .logs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(seed: u64) -> ChaosConfig {
+        ChaosConfig {
+            requests: 20,
+            kills: 4,
+            window: Duration::from_secs(10),
+            replicas: 2,
+            seed,
+            fault_probability: 0.2,
+            hold_probability: 0.5,
+            settle_timeout: Duration::from_secs(60),
+            operator_binary: PathBuf::new(),
+            log_dir: PathBuf::new(),
+            rust_log: "info".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_seed_replays_the_same_plan() {
+        let draw = |seed| plan(&config(seed), &mut SeededRng::new(seed));
+        assert_eq!(draw(5), draw(5));
+        assert_ne!(draw(5), draw(6));
+    }
+
+    #[test]
+    fn the_plan_has_every_request_with_disjoint_jobs_and_every_kill_in_order() {
+        let timeline = plan(&config(9), &mut SeededRng::new(9));
+        let mut jobs = Vec::new();
+        let mut kills = 0;
+        for (at, action) in &timeline {
+            assert!(*at < Duration::from_secs(10));
+            match action {
+                Action::Create(request) => jobs.extend(request.job_ids.iter().copied()),
+                Action::Kill(kill) => {
+                    assert!(kill.replica < 2);
+                    kills += 1;
+                }
+            }
+        }
+        let count = jobs.len();
+        jobs.sort_unstable();
+        jobs.dedup();
+        assert_eq!(jobs.len(), count, "job ids are shared between requests");
+        assert_eq!(kills, 4);
+        assert!(timeline.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn leader_election_flags_come_with_several_replicas() {
+        let mut single = config(1);
+        single.replicas = 1;
+        assert!(!operator_flags(&single, "ns", 0).contains(&"--leader-elect".to_string()));
+        let flags = operator_flags(&config(1), "ns", 1);
+        assert!(flags.contains(&"--leader-elect".to_string()));
+        assert!(flags.contains(&"chaos-1".to_string()));
+    }
+}

@@ -1,0 +1,302 @@
+//! The promises a chaos run checks at the end, as a pure function of what the API server and
+//! the stand-in report, so each rule is unit-tested on its own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::api::conditions::{self, READY};
+use crate::api::{JobStopRequestStatus, Phase};
+use crate::controller::status::{classify_job_state, reason};
+use crate::dli::JobStateClass;
+
+/// One request as the API server has it at the end of a run.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub name: String,
+    pub uid: String,
+    pub generation: i64,
+    pub job_ids: Vec<i64>,
+    pub status: Option<JobStopRequestStatus>,
+}
+
+/// A broken promise, naming the request (or log) that broke it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Violation {
+    /// The request never reached a final phase for its generation.
+    NotFinal { name: String, phase: String },
+    /// More than one stop call reached DLI for one (uid, generation).
+    RepeatedCall {
+        name: String,
+        uid: String,
+        generation: i64,
+        calls: usize,
+    },
+    /// No stop call reached DLI although the status does not say the outcome is unknown.
+    MissingCall { name: String, phase: String },
+    /// Phase `Unknown` without the `OutcomeUnknown` reason that tells the user what to do.
+    UnknownWithoutReason { name: String, reason: String },
+    /// The status says a job stopped (or DLI accepted its stop) but the stand-in never stopped it.
+    FalseSuccess {
+        name: String,
+        job_id: i64,
+        stand_in: String,
+    },
+    /// An operator process panicked.
+    Panic { log: String, line: String },
+    /// An operator process exited without being killed.
+    OperatorExited { replica: usize, status: String },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::NotFinal { name, phase } => {
+                write!(f, "{name}: not final (phase {phase})")
+            }
+            Violation::RepeatedCall {
+                name,
+                uid,
+                generation,
+                calls,
+            } => write!(
+                f,
+                "{name} (uid {uid}, generation {generation}): {calls} stop calls reached DLI"
+            ),
+            Violation::MissingCall { name, phase } => {
+                write!(f, "{name}: phase {phase} but no stop call reached DLI")
+            }
+            Violation::UnknownWithoutReason { name, reason } => {
+                write!(f, "{name}: phase Unknown with reason {reason:?}")
+            }
+            Violation::FalseSuccess {
+                name,
+                job_id,
+                stand_in,
+            } => write!(
+                f,
+                "{name}: claims job {job_id} stopped but the stand-in has it {stand_in}"
+            ),
+            Violation::Panic { log, line } => write!(f, "panic in {log}: {line}"),
+            Violation::OperatorExited { replica, status } => {
+                write!(f, "operator replica {replica} exited by itself: {status}")
+            }
+        }
+    }
+}
+
+/// Checks every request against the stop calls the stand-in received (`calls`: the job ids of
+/// each), the stand-in's job statuses now, and the operator logs (`(name, text)`).
+///
+/// Requests must use disjoint job ids, so a call maps to the request whose jobs it names.
+pub fn check(
+    requests: &[Observed],
+    calls: &[Vec<i64>],
+    stand_in: &BTreeMap<i64, String>,
+    logs: &[(String, String)],
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for request in requests {
+        check_request(request, calls, stand_in, &mut violations);
+    }
+    for (log, text) in logs {
+        violations.extend(
+            text.lines()
+                .filter(|line| line.contains("panicked at"))
+                .map(|line| Violation::Panic {
+                    log: log.clone(),
+                    line: line.to_string(),
+                }),
+        );
+    }
+    violations
+}
+
+fn check_request(
+    request: &Observed,
+    calls: &[Vec<i64>],
+    stand_in: &BTreeMap<i64, String>,
+    violations: &mut Vec<Violation>,
+) {
+    let name = request.name.clone();
+    let status = request.status.clone().unwrap_or_default();
+    let phase = status.phase.unwrap_or(Phase::Pending);
+    let phase_name = phase.as_str().to_string();
+    if !phase.is_final() || status.observed_generation != Some(request.generation) {
+        violations.push(Violation::NotFinal {
+            name: name.clone(),
+            phase: phase_name.clone(),
+        });
+    }
+    let made = calls
+        .iter()
+        .filter(|call| call.iter().any(|id| request.job_ids.contains(id)))
+        .count();
+    if made > 1 {
+        violations.push(Violation::RepeatedCall {
+            name: name.clone(),
+            uid: request.uid.clone(),
+            generation: request.generation,
+            calls: made,
+        });
+    }
+    if phase == Phase::Unknown {
+        let ready_reason = conditions::find(&status.conditions, READY)
+            .map(|c| c.reason.clone())
+            .unwrap_or_default();
+        if ready_reason != reason::OUTCOME_UNKNOWN {
+            violations.push(Violation::UnknownWithoutReason {
+                name: name.clone(),
+                reason: ready_reason,
+            });
+        }
+    } else if made == 0 && phase.is_final() {
+        violations.push(Violation::MissingCall {
+            name: name.clone(),
+            phase: phase_name,
+        });
+    }
+    for result in &status.results {
+        let says_stopped = result.is_success == Some(true)
+            || result
+                .state
+                .as_deref()
+                .is_some_and(|s| classify_job_state(s) == JobStateClass::Stopped);
+        if !says_stopped {
+            continue;
+        }
+        let actual = stand_in.get(&result.job_id).cloned().unwrap_or_default();
+        let stopped = matches!(
+            classify_job_state(&actual),
+            JobStateClass::Stopped | JobStateClass::Stopping
+        );
+        if !stopped || made == 0 {
+            violations.push(Violation::FalseSuccess {
+                name: name.clone(),
+                job_id: result.job_id,
+                stand_in: if actual.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    actual
+                },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::JobResult;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn observed(name: &str, jobs: &[i64], phase: Phase, reason: &str) -> Observed {
+        Observed {
+            name: name.to_string(),
+            uid: format!("uid-{name}"),
+            generation: 1,
+            job_ids: jobs.to_vec(),
+            status: Some(JobStopRequestStatus {
+                observed_generation: Some(1),
+                phase: Some(phase),
+                results: jobs
+                    .iter()
+                    .map(|&job_id| JobResult {
+                        job_id,
+                        is_success: Some(phase == Phase::Succeeded),
+                        state: None,
+                        ..JobResult::default()
+                    })
+                    .collect(),
+                conditions: vec![Condition {
+                    type_: READY.to_string(),
+                    status: (phase == Phase::Succeeded).to_string(),
+                    reason: reason.to_string(),
+                    message: String::new(),
+                    observed_generation: Some(1),
+                    last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                }],
+                ..JobStopRequestStatus::default()
+            }),
+        }
+    }
+
+    fn stopped(jobs: &[i64]) -> BTreeMap<i64, String> {
+        jobs.iter()
+            .map(|&id| (id, "job_cancel_success".to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_call_per_succeeded_request_passes() {
+        let requests = [
+            observed("a", &[1, 2], Phase::Succeeded, "JobsStopped"),
+            observed("b", &[3], Phase::Succeeded, "StopDelivered"),
+        ];
+        let calls = vec![vec![1, 2], vec![3]];
+        assert_eq!(check(&requests, &calls, &stopped(&[1, 2, 3]), &[]), vec![]);
+    }
+
+    #[test]
+    fn a_second_call_for_the_same_generation_is_caught() {
+        let requests = [observed("a", &[1], Phase::Succeeded, "JobsStopped")];
+        let calls = vec![vec![1], vec![1]];
+        let violations = check(&requests, &calls, &stopped(&[1]), &[]);
+        assert!(matches!(
+            violations.as_slice(),
+            [Violation::RepeatedCall { calls: 2, .. }]
+        ));
+    }
+
+    #[test]
+    fn success_without_a_call_is_caught_but_unknown_without_one_is_allowed() {
+        let requests = [
+            observed("a", &[1], Phase::Succeeded, "JobsStopped"),
+            observed("b", &[2], Phase::Unknown, reason::OUTCOME_UNKNOWN),
+        ];
+        let running: BTreeMap<i64, String> = [
+            (1, "job_running".to_string()),
+            (2, "job_running".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let violations = check(&requests, &[], &running, &[]);
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(matches!(violations[0], Violation::MissingCall { .. }));
+        assert!(matches!(
+            violations[1],
+            Violation::FalseSuccess { job_id: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_must_say_outcome_unknown() {
+        let requests = [observed("a", &[1], Phase::Unknown, "DliUnavailable")];
+        let violations = check(&requests, &[vec![1]], &stopped(&[1]), &[]);
+        assert!(matches!(
+            violations.as_slice(),
+            [Violation::UnknownWithoutReason { .. }]
+        ));
+    }
+
+    #[test]
+    fn requests_left_in_flight_are_not_final() {
+        let requests = [observed("a", &[1], Phase::Confirming, "Confirming")];
+        let violations = check(&requests, &[vec![1]], &stopped(&[1]), &[]);
+        assert!(matches!(
+            violations.as_slice(),
+            [Violation::NotFinal { .. }]
+        ));
+    }
+
+    #[test]
+    fn panics_in_logs_are_reported() {
+        let logs = [(
+            "operator-0.log".to_string(),
+            "ok\nthread 'tokio-runtime-worker' panicked at src/x.rs:1:1:\nboom".to_string(),
+        )];
+        let violations = check(&[], &[], &BTreeMap::new(), &logs);
+        assert!(matches!(violations.as_slice(), [Violation::Panic { .. }]));
+    }
+}
