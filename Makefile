@@ -4,7 +4,7 @@ CARGO ?= cargo
 CONTROL_PLANE_BUILD := tests/control-plane/build.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help control-plane build fmt fmt-check lint test test-unit crds run demo clean
+.PHONY: help control-plane build fmt fmt-check lint test test-unit crds run demo bench chaos clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,17 @@ run: ## Run the operator against the current kubeconfig
 demo: control-plane ## Start a private control plane and show the operator at work
 	$(CARGO) build --features testenv --bins
 	./target/debug/dli-demo $(DEMO_ARGS)
+
+BENCH_ARGS ?=
+CHAOS_ARGS ?=
+
+bench: control-plane ## Benchmark the operator (release build): throughput, latency, CPU, memory vs the API server floor; BENCH_ARGS="--requests 200" to shorten
+	$(CARGO) build --release --features testenv --bins
+	target/release/dli-bench $(BENCH_ARGS)
+
+chaos: control-plane ## Kill the operator at random under DLI faults and check one stop per generation; CHAOS_ARGS="--seed N --replicas 2"
+	$(CARGO) build --release --features testenv --bins
+	target/release/dli-chaos $(CHAOS_ARGS)
 
 clean: ## Remove build output (the control-plane cache is kept; delete it by hand if needed)
 	$(CARGO) clean
