@@ -13,7 +13,9 @@ use dli_stop_operator::testenv::ControlPlane;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;
-use support::{ACCESS_KEY, FAST_TIMINGS, Operator, SECRET_KEY, repo_path, run_kubectl};
+use support::{
+    ACCESS_KEY, FAST_TIMINGS, Operator, SECRET_KEY, install_crd, repo_path, run_kubectl,
+};
 
 const OPERATOR_NAMESPACE: &str = "dli-stop-operator";
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:dli-stop-operator:dli-stop-operator";
@@ -102,30 +104,7 @@ fn is_ready(request: &JobStopRequest) -> bool {
 #[tokio::test]
 async fn every_shipped_manifest_passes_server_side_dry_run() {
     let cp = ControlPlane::shared().await.expect("control plane");
-    run_kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            &repo_path("crds").display().to_string(),
-        ],
-        None,
-    )
-    .await
-    .expect("CRD applies");
-    run_kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/jobstoprequests.dli.stop-operator.io",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .await
-    .expect("CRD established");
+    install_crd(cp).await;
     let namespace = cp.create_namespace("dry-run").await.expect("namespace");
     // A dry run cannot create the namespace the other objects live in, so that one is real.
     run_kubectl(
@@ -179,30 +158,7 @@ async fn every_shipped_manifest_passes_server_side_dry_run() {
 #[tokio::test]
 async fn two_replicas_with_the_shipped_rbac_stop_each_job_exactly_once() {
     let cp = ControlPlane::shared().await.expect("control plane");
-    run_kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            &repo_path("crds").display().to_string(),
-        ],
-        None,
-    )
-    .await
-    .expect("CRD applies");
-    run_kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/jobstoprequests.dli.stop-operator.io",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .await
-    .expect("CRD established");
+    install_crd(cp).await;
     run_kubectl(
         cp,
         &["apply", "-k", &repo_path("deploy").display().to_string()],

@@ -3,13 +3,12 @@
 //! waits for them and shows what users see; then keeps everything up to explore.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use dli_stop_operator::sim::{DliSim, SimConfig};
 use dli_stop_operator::testenv::ControlPlane;
-use tokio::io::AsyncWriteExt;
 
 const ACCESS_KEY: &str = "DEMOACCESSKEY";
 const SECRET_KEY: &str = "demo-secret-key";
@@ -211,32 +210,7 @@ fn sibling_binary(name: &str) -> Result<PathBuf, String> {
 }
 
 async fn kubectl(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let mut command = cp.kubectl();
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot run kubectl: {e}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "kubectl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
+    cp.run_kubectl_with_input(args, stdin)
+        .await
+        .map_err(|e| e.to_string())
 }

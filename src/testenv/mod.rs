@@ -26,6 +26,7 @@ mod stale;
 mod wait;
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
 
 pub use assets::{KUBERNETES_VERSION, cache_dir};
 pub use error::TestEnvError;
@@ -156,12 +158,32 @@ impl ControlPlane {
     /// Runs kubectl as admin with `args` and returns its stdout; a non-zero exit is an error
     /// carrying stderr (which is where the API server's refusals end up).
     pub async fn run_kubectl(&self, args: &[&str]) -> Result<String, TestEnvError> {
-        let output = self
+        self.run_kubectl_with_input(args, None).await
+    }
+
+    /// Like [`ControlPlane::run_kubectl`], feeding `input` to kubectl's stdin (for `-f -`).
+    pub async fn run_kubectl_with_input(
+        &self,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> Result<String, TestEnvError> {
+        let io_error = |e| TestEnvError::io(format!("run {}", self.kubectl.display()), e);
+        let mut child = self
             .kubectl()
             .args(args)
-            .output()
-            .await
-            .map_err(|e| TestEnvError::io(format!("run {}", self.kubectl.display()), e))?;
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io_error)?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(input.as_bytes()).await.map_err(io_error)?;
+        }
+        let output = child.wait_with_output().await.map_err(io_error)?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {

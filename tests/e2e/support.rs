@@ -13,7 +13,6 @@ use dli_stop_operator::testenv::ControlPlane;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 
@@ -47,34 +46,7 @@ impl Env {
             ..SimConfig::default()
         };
         let cp = ControlPlane::shared().await.expect("control plane starts");
-        CRD_INSTALLED
-            .get_or_init(|| async {
-                run_kubectl(
-                    cp,
-                    &[
-                        "apply",
-                        "--server-side",
-                        "-f",
-                        &repo_path("crds").display().to_string(),
-                    ],
-                    None,
-                )
-                .await
-                .expect("CRD installs");
-                run_kubectl(
-                    cp,
-                    &[
-                        "wait",
-                        "--for=condition=Established",
-                        "crd/jobstoprequests.dli.stop-operator.io",
-                        "--timeout=60s",
-                    ],
-                    None,
-                )
-                .await
-                .expect("CRD is established");
-            })
-            .await;
+        install_crd(cp).await;
         let namespace = cp
             .create_namespace(prefix)
             .await
@@ -190,36 +162,32 @@ impl Env {
     }
 }
 
-/// Runs kubectl against the control plane; `Ok(stdout)` or `Err(stderr)`.
+/// Runs kubectl against the control plane; `Ok(stdout)` or `Err(what kubectl said)`.
 pub async fn run_kubectl(
     cp: &ControlPlane,
     args: &[&str],
     stdin: Option<&str>,
 ) -> Result<String, String> {
-    let mut command = cp.kubectl();
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot run kubectl: {e}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
+    cp.run_kubectl_with_input(args, stdin)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Installs the CRD from `crds/` once per test binary and waits until it is served.
+pub async fn install_crd(cp: &ControlPlane) {
+    CRD_INSTALLED
+        .get_or_init(|| async {
+            cp.apply_file(repo_path("crds"))
+                .await
+                .expect("CRD installs");
+            cp.wait_crd_established(
+                "jobstoprequests.dli.stop-operator.io",
+                Duration::from_secs(60),
+            )
             .await
-            .map_err(|e| e.to_string())?;
-    }
-    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+            .expect("CRD is established");
+        })
+        .await;
 }
 
 /// Flags that make the operator react within a second or two.
