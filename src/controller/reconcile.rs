@@ -20,7 +20,7 @@ use super::error::Error;
 use super::plan::{self, Step};
 use super::status::{self as transition, JobObservation, JobVerdict};
 use crate::api::conditions::{self, READY};
-use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, SubmissionState};
+use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, Submission, SubmissionState};
 use crate::dli::DliClient;
 
 /// How many job-detail calls one request makes at once.
@@ -76,9 +76,18 @@ async fn submit(
     };
     let old = request.status.clone().unwrap_or_default();
     let claimed_status = transition::claim(&old, &request.spec, generation, &ctx.holder, &now());
-    let Some(claimed) = write_status(ctx, request, claimed_status).await? else {
-        info!("the claim lost a race with another writer; starting over");
-        return Ok(Action::requeue(Duration::from_secs(1)));
+    let claimed = match write_status(ctx, request, claimed_status.clone()).await {
+        Ok(Some(claimed)) => claimed,
+        Ok(None) => {
+            info!("the claim lost a race with another writer; starting over");
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        // The write may have landed with its answer lost. Without this check the next
+        // reconcile would find an unanswered claim of ours and resolve a call never made.
+        Err(error) => match reread_own_claim(ctx, request, &claimed_status).await {
+            Some(claimed) => claimed,
+            None => return Err(error),
+        },
     };
     let attempts = claimed
         .status
@@ -368,6 +377,25 @@ async fn write_status(
     }
 }
 
+/// The object as stored, if it carries exactly the claim this process just tried to write.
+async fn reread_own_claim(
+    ctx: &Context,
+    request: &JobStopRequest,
+    claim: &JobStopRequestStatus,
+) -> Option<JobStopRequest> {
+    let api: Api<JobStopRequest> =
+        Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
+    let stored = api.get_status(&request.name_any()).await.ok()?;
+    let key = |s: &Submission| (s.generation, s.claimed_by.clone(), s.attempts, s.state);
+    let stored_claim = stored
+        .status
+        .as_ref()
+        .and_then(|s| s.submission.as_ref())
+        .map(key);
+    let ours = stored.uid() == request.uid() && stored_claim == claim.submission.as_ref().map(key);
+    ours.then_some(stored)
+}
+
 /// Step 5: writes the result of a claimed try. A conflict (labels changed, a watch was
 /// stale) re-reads the object and writes again while the claim is still unresolved and for
 /// the same generation; otherwise the result is dropped and the next reconcile resolves it.
@@ -448,6 +476,117 @@ fn truncate(text: &str, limit: usize) -> String {
     }
 }
 
+/// Now, in whole seconds: what the API server stores, so a status read back equals the one
+/// written.
 fn now() -> Time {
-    Time(Timestamp::now())
+    let now = Timestamp::now();
+    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::json;
+
+    use super::*;
+    use crate::controller::{DefaultConnection, Settings};
+    use crate::dli::ClientOptions;
+    use crate::metrics::Metrics;
+    use crate::sim::{DliSim, SimConfig};
+
+    async fn body_of(request: Request<Body>) -> Vec<u8> {
+        request
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("request body")
+            .to_vec()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            claim_grace: Duration::from_secs(40),
+            retry_initial_backoff: Duration::from_secs(1),
+            retry_max_backoff: Duration::from_secs(10),
+            confirm_poll_interval: Duration::from_secs(1),
+            connection_retry: Duration::from_secs(5),
+            error_retry: Duration::from_secs(5),
+        }
+    }
+
+    /// The API server stores the claim but its answer is lost: the operator must notice the
+    /// claim is its own and make the call, not resolve (and report Unknown for) a call it
+    /// never made.
+    #[tokio::test]
+    async fn a_claim_whose_answer_was_lost_still_makes_the_one_call() {
+        let sim = DliSim::start(SimConfig::default()).await.expect("stand-in");
+        sim.add_ak_sk("AK", "SK");
+        sim.add_running_jobs(&[7]);
+        let endpoint = sim.endpoint();
+        let project = sim.project_id();
+        let connection = crate::connection::Connection::from_env(|key| match key {
+            "DLI_ENDPOINT" => Some(endpoint.clone()),
+            "DLI_PROJECT_ID" => Some(project.clone()),
+            "DLI_ACCESS_KEY" => Some("AK".into()),
+            "DLI_SECRET_KEY" => Some("SK".into()),
+            _ => None,
+        })
+        .expect("connection");
+        let dli = DliClient::new(connection, ClientOptions::default()).expect("client");
+        let (service, mut api_server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = Context::new(
+            kube::Client::new(service, "default"),
+            DefaultConnection::Env(Arc::new(dli)),
+            ClientOptions::default(),
+            Metrics::new(),
+            "op-a".into(),
+            settings(),
+        );
+        let request: JobStopRequest = serde_json::from_value(json!({
+            "apiVersion": "dli.stop-operator.io/v1alpha1",
+            "kind": "JobStopRequest",
+            "metadata": {"name": "r", "namespace": "ns", "uid": "u-1", "generation": 1, "resourceVersion": "1"},
+            "spec": {"jobIds": [7], "confirm": {"enabled": false}},
+        }))
+        .expect("request");
+
+        let server = tokio::spawn(async move {
+            let (claim, answer) = api_server.next_request().await.expect("claim write");
+            assert_eq!(claim.method(), Method::PUT);
+            let mut stored: serde_json::Value =
+                serde_json::from_slice(&body_of(claim).await).expect("json");
+            stored["metadata"]["resourceVersion"] = json!("2");
+            answer.send_error("connection reset after the write");
+
+            let (reread, answer) = api_server.next_request().await.expect("re-read");
+            assert_eq!(reread.method(), Method::GET);
+            answer.send_response(Response::new(Body::from(
+                serde_json::to_vec(&stored).expect("json"),
+            )));
+
+            let (result, answer) = api_server.next_request().await.expect("result write");
+            assert_eq!(result.method(), Method::PUT);
+            let written = body_of(result).await;
+            answer.send_response(Response::new(Body::from(written.clone())));
+            // Events and anything else: refuse, the reconcile must not depend on them.
+            tokio::spawn(async move {
+                while let Some((_, answer)) = api_server.next_request().await {
+                    let mut refused = Response::new(Body::from(b"{}".to_vec()));
+                    *refused.status_mut() = StatusCode::FORBIDDEN;
+                    answer.send_response(refused);
+                }
+            });
+            serde_json::from_slice::<JobStopRequest>(&written).expect("written object")
+        });
+
+        reconcile(Arc::new(request), Arc::new(ctx))
+            .await
+            .expect("reconcile succeeds");
+        let written = server.await.expect("api server task");
+        assert_eq!(sim.total_stop_calls(), 1);
+        let status = written.status.expect("status");
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.observed_generation, Some(1));
+    }
 }
