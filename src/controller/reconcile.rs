@@ -433,7 +433,7 @@ async fn write_result(
         .ok_or(Error::ClaimLost)
 }
 
-/// A Kubernetes Event for every change of phase or Ready reason.
+/// A Kubernetes Event for every transition: a change of phase or of the Ready reason.
 async fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobStopRequest) {
     let Some(status) = after.status.as_ref() else {
         return;
@@ -441,8 +441,10 @@ async fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobS
     let ready = conditions::find(&status.conditions, READY);
     let old_status = before.status.as_ref();
     let old_ready = old_status.and_then(|s| conditions::find(&s.conditions, READY));
+    // Progress within a state (another retry, one more job stopped) changes the message but
+    // is not a transition; an event per retry would flood `kubectl describe`.
     let changed = old_status.and_then(|s| s.phase) != status.phase
-        || old_ready.map(|c| (&c.reason, &c.message)) != ready.map(|c| (&c.reason, &c.message));
+        || old_ready.map(|c| &c.reason) != ready.map(|c| &c.reason);
     let (Some(ready), true) = (ready, changed) else {
         return;
     };
