@@ -104,6 +104,8 @@ pub struct RestRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub started_at: String,
+    /// `/proc/loadavg` at the start and the end: other work on the machine skews every figure.
+    pub load_average: [String; 2],
     pub config: BenchConfig,
     pub main: OperatorRun,
     pub floor: FloorRun,
@@ -119,6 +121,7 @@ pub struct BenchReport {
 pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, HarnessError> {
     crate::run::install_crypto_provider();
     let started_at = jiff::Timestamp::now().to_string();
+    let load_before = load_average();
     let mut problems = Vec::new();
 
     // The first writes pay for TLS handshakes, discovery and a cold watch cache; neither side
@@ -168,6 +171,7 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
     };
     Ok(BenchReport {
         started_at,
+        load_average: [load_before, load_average()],
         config,
         main,
         floor,
@@ -176,6 +180,17 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
         rest,
         problems,
     })
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }
 
 fn check_run(run: &OperatorRun, problems: &mut Vec<String>) {
@@ -546,6 +561,10 @@ pub fn render(report: &BenchReport) -> String {
     line(format!(
         "operator / floor throughput: {:.2} ({:.1} vs {:.1} req/s)",
         report.ratio, report.main.throughput_per_second, floor.throughput_per_second
+    ));
+    line(format!(
+        "load average (1m 5m 15m): {} at start, {} at end",
+        report.load_average[0], report.load_average[1]
     ));
     if let Some(cpu) = report.main.cpu_ms_per_request {
         line(format!("operator CPU per request: {cpu:.2} ms"));
