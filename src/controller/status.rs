@@ -222,19 +222,27 @@ pub fn claim(
         status.error = None;
         status.summary = Some(summarize(&status.results, true, false));
     }
-    let message = if attempts == 1 {
-        format!("Calling DLI to stop {} job(s)", spec.job_ids.len())
-    } else {
-        format!(
-            "Calling DLI to stop {} job(s), attempt {attempts}",
-            spec.job_ids.len()
-        )
+    // A retry keeps the reason of the failed try (e.g. Unauthorized): it is the same state
+    // going on, not a new transition, so `kubectl describe` shows one event, not one per try.
+    let jobs = spec.job_ids.len();
+    let (phase_reason, message) = match previous.and(conditions::find(&old.conditions, READY)) {
+        Some(ready) if attempts > 1 => (
+            retry_reason(&ready.reason),
+            format!(
+                "Calling DLI to stop {jobs} job(s), attempt {attempts}; {}",
+                ready.message
+            ),
+        ),
+        _ => (
+            reason::SUBMITTING,
+            format!("Calling DLI to stop {jobs} job(s)"),
+        ),
     };
     apply_verdict(
         &mut status,
         Verdict {
             phase: Phase::Submitting,
-            reason: reason::SUBMITTING,
+            reason: phase_reason,
             message,
             submitted: false,
         },
@@ -242,6 +250,16 @@ pub fn claim(
         now,
     );
     status
+}
+
+/// The reason a retry keeps showing: the one of the try that did not reach DLI.
+fn retry_reason(previous: &str) -> &'static str {
+    match previous {
+        reason::UNAUTHORIZED => reason::UNAUTHORIZED,
+        reason::THROTTLED => reason::THROTTLED,
+        reason::DLI_UNAVAILABLE => reason::DLI_UNAVAILABLE,
+        _ => reason::SUBMITTING,
+    }
 }
 
 /// Step 4, delivered: per-job results recorded, the call for this generation is done.
@@ -767,6 +785,11 @@ mod tests {
                 .is_some_and(|c| c.message.contains("retrying in 4s"))
         );
         let second = claim(&failed, &spec, 1, "op-a", &time(5));
+        assert_eq!(
+            condition(&second, READY),
+            ("False", reason::THROTTLED),
+            "a retry is the same state going on, not a new transition"
+        );
         let submission = second.submission.expect("claimed");
         assert_eq!(submission.attempts, 2);
         assert_eq!(submission.claimed_at, Some(time(0)));

@@ -248,6 +248,21 @@ async fn a_bad_secret_is_unauthorized_until_fixed_without_touching_the_request()
     })
     .await;
     assert_eq!(env.sim.total_stop_calls(), 0);
+    // Several retries happen meanwhile; they are one transition, so one event, published once
+    // (a repeated publication would show up as a series count).
+    env.settle().await;
+    let unauthorized: Vec<i32> = env
+        .events("needs-fix")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Unauthorized"))
+        .map(|e| e.series.and_then(|s| s.count).unwrap_or(1))
+        .collect();
+    assert_eq!(
+        unauthorized,
+        vec![1],
+        "one event for the transition, not one per retry"
+    );
     env.apply(&secret(SECRET_KEY)).await;
     let done = env.wait_ready("needs-fix").await;
     assert_eq!(done.metadata.generation, Some(1));

@@ -143,8 +143,8 @@ impl Env {
         .await
     }
 
-    /// Reasons of the Events recorded for a request, oldest first.
-    pub async fn event_reasons(&self, name: &str) -> Vec<String> {
+    /// The Events recorded for a request, oldest first.
+    pub async fn events(&self, name: &str) -> Vec<Event> {
         let events: Api<Event> = Api::namespaced(self.client(), &self.namespace);
         let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
         let mut list = events
@@ -153,7 +153,16 @@ impl Env {
             .expect("events can be listed")
             .items;
         list.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
-        list.into_iter().filter_map(|e| e.reason).collect()
+        list
+    }
+
+    /// Reasons of the Events recorded for a request, oldest first.
+    pub async fn event_reasons(&self, name: &str) -> Vec<String> {
+        self.events(name)
+            .await
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
     }
 
     /// Gives the operator time to (wrongly) act, for tests that assert nothing happens.
