@@ -20,8 +20,8 @@ struct Args {
     /// The operator's --concurrency in the main run; also the floor's concurrency.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
-    /// --concurrency values of the throughput sweep (empty: no sweep).
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    /// --concurrency values of the throughput sweep (`--sweep` with no value: no sweep).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1,4,16,64")]
     sweep: Vec<u16>,
     /// Requests of each sweep run.
     #[arg(long, default_value_t = 500)]

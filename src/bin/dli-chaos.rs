@@ -20,7 +20,7 @@ struct Args {
     /// SIGKILLs of an operator process.
     #[arg(long, default_value_t = 12)]
     kills: usize,
-    /// Seconds during which requests are created (first half) and kills happen.
+    /// Seconds during which requests are created (first 80%) and kills happen.
     #[arg(long, default_value_t = 60)]
     window: u64,
     /// Operator processes; 2 or more run with --leader-elect.

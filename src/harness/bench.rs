@@ -1,7 +1,7 @@
 //! `dli-bench`: how fast the operator turns JobStopRequests Ready, what it costs, and how that
 //! compares with the API server's own floor for the same writes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,10 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::error::HarnessError;
-use super::process::{OperatorProcess, Usage, free_port};
+use super::process::{self, OperatorProcess, Usage, free_port};
 use super::ready::ReadyTracker;
 use super::stats::{self, Latencies};
-use super::world::{self, OperatorOptions, RequestCounts};
+use super::world::{self, ApiServerFigures, OperatorOptions};
 use crate::api::{JobStopRequest, JobStopRequestStatus};
 use crate::controller::status as transition;
 use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
@@ -58,6 +58,8 @@ pub struct ApiCalls {
     pub resource: String,
     pub subresource: String,
     pub per_request: f64,
+    /// Mean time the API server took for one call of this kind.
+    pub mean_ms: Option<f64>,
 }
 
 /// One operator run: N requests created, waited for until Ready.
@@ -75,6 +77,10 @@ pub struct OperatorRun {
     /// Mean time of one reconcile, from the operator's own histogram.
     pub reconcile_mean_ms: Option<f64>,
     pub reconciles: Option<f64>,
+    /// Mean round trip of one DLI batch stop, from the operator's own histogram.
+    pub batch_stop_mean_ms: Option<f64>,
+    /// CPU seconds each process on the machine spent during the run: where the time goes.
+    pub cpu_seconds_by_process: BTreeMap<String, f64>,
     /// API server requests per JobStopRequest (the harness's own create and watch included).
     pub api_calls: Vec<ApiCalls>,
 }
@@ -255,7 +261,8 @@ async fn operator_run(
     wait_serving(&http, port, &mut operator).await?;
 
     let tracker = ReadyTracker::spawn(api.clone());
-    let before = world::apiserver_requests(&client).await?;
+    let before = world::apiserver_figures(&client).await?;
+    let machine = MachineCpu::snapshot(cp);
     let started = Instant::now();
     let created: HashMap<String, Instant> = futures::stream::iter(0..requests)
         .map(|index| {
@@ -282,8 +289,12 @@ async fn operator_run(
         .iter()
         .filter_map(|(name, at)| Some(at.duration_since(*created.get(name)?)))
         .collect();
-    let after = world::apiserver_requests(&client).await?;
+    let after = world::apiserver_figures(&client).await?;
+    let mut cpu_seconds_by_process = machine.since();
     let usage = operator.usage();
+    if let Some(usage) = usage {
+        cpu_seconds_by_process.insert("dli-stop-operator".to_string(), usage.cpu_seconds);
+    }
     let page = world::operator_metrics(&http, port)
         .await
         .unwrap_or_default();
@@ -295,6 +306,14 @@ async fn operator_run(
 
     let reconciles = world::sample(&page, "dli_stop_operator_reconcile_duration_seconds_count");
     let reconcile_sum = world::sample(&page, "dli_stop_operator_reconcile_duration_seconds_sum");
+    let batch_stops = world::sample(
+        &page,
+        "dli_stop_operator_dli_request_duration_seconds_count{operation=\"batch_stop\"}",
+    );
+    let batch_stop_sum = world::sample(
+        &page,
+        "dli_stop_operator_dli_request_duration_seconds_sum{operation=\"batch_stop\"}",
+    );
     Ok(OperatorRun {
         concurrency,
         requests,
@@ -305,25 +324,70 @@ async fn operator_run(
         dli_calls,
         usage,
         cpu_ms_per_request: usage.map(|u| u.cpu_seconds * 1000.0 / requests.max(1) as f64),
-        reconcile_mean_ms: reconciles
-            .zip(reconcile_sum)
-            .filter(|(count, _)| *count > 0.0)
-            .map(|(count, sum)| sum * 1000.0 / count),
+        reconcile_mean_ms: mean_ms(reconciles, reconcile_sum),
         reconciles,
+        batch_stop_mean_ms: mean_ms(batch_stops, batch_stop_sum),
+        cpu_seconds_by_process,
         api_calls: per_request(&before, &after, requests),
     })
 }
 
-fn per_request(before: &RequestCounts, after: &RequestCounts, requests: usize) -> Vec<ApiCalls> {
-    world::request_delta(before, after, &COUNTED_RESOURCES)
+/// Milliseconds per event from a histogram's count and sum (in seconds).
+fn mean_ms(count: Option<f64>, sum_seconds: Option<f64>) -> Option<f64> {
+    count
+        .zip(sum_seconds)
+        .filter(|(count, _)| *count > 0.0)
+        .map(|(count, sum)| sum * 1000.0 / count)
+}
+
+fn per_request(
+    before: &ApiServerFigures,
+    after: &ApiServerFigures,
+    requests: usize,
+) -> Vec<ApiCalls> {
+    let seconds = world::request_delta(&before.seconds_sum, &after.seconds_sum, &COUNTED_RESOURCES);
+    let timed = world::request_delta(
+        &before.seconds_count,
+        &after.seconds_count,
+        &COUNTED_RESOURCES,
+    );
+    world::request_delta(&before.count, &after.count, &COUNTED_RESOURCES)
         .into_iter()
-        .map(|((verb, resource, subresource), count)| ApiCalls {
-            verb,
-            resource,
-            subresource,
+        .map(|(key, count)| ApiCalls {
             per_request: count / requests.max(1) as f64,
+            mean_ms: mean_ms(timed.get(&key).copied(), seconds.get(&key).copied()),
+            verb: key.0,
+            resource: key.1,
+            subresource: key.2,
         })
         .collect()
+}
+
+/// CPU time of the control plane's processes and of this harness, to see where a run's
+/// time goes on a machine they all share.
+struct MachineCpu {
+    start: Vec<(u32, String, f64)>,
+}
+
+impl MachineCpu {
+    fn snapshot(cp: &ControlPlane) -> MachineCpu {
+        let mut pids = process::processes_mentioning(&cp.dir().display().to_string());
+        pids.push((std::process::id(), "dli-bench (harness)".to_string()));
+        let start = pids
+            .into_iter()
+            .filter_map(|(pid, name)| Some((pid, name, process::cpu_seconds(pid)?)))
+            .collect();
+        MachineCpu { start }
+    }
+
+    fn since(&self) -> BTreeMap<String, f64> {
+        self.start
+            .iter()
+            .filter_map(|(pid, name, start)| {
+                Some((name.clone(), process::cpu_seconds(*pid)? - start))
+            })
+            .collect()
+    }
 }
 
 /// Waits until the operator serves `/metrics`, failing early if it exits.
@@ -569,6 +633,19 @@ pub fn render(report: &BenchReport) -> String {
     if let Some(cpu) = report.main.cpu_ms_per_request {
         line(format!("operator CPU per request: {cpu:.2} ms"));
     }
+    let cpu: Vec<String> = report
+        .main
+        .cpu_seconds_by_process
+        .iter()
+        .map(|(name, seconds)| format!("{name} {seconds:.2}"))
+        .collect();
+    line(format!(
+        "CPU seconds during the main run: {}",
+        cpu.join(", ")
+    ));
+    if let Some(mean) = report.main.batch_stop_mean_ms {
+        line(format!("DLI batch stop round trip: mean {mean:.1} ms"));
+    }
     if let Some(mean) = report.main.reconcile_mean_ms {
         line(format!(
             "reconciles: {:.0} ({:.2} per request), mean {mean:.1} ms",
@@ -584,8 +661,12 @@ pub fn render(report: &BenchReport) -> String {
             format!("{}/{}", call.resource, call.subresource)
         };
         line(format!(
-            "  {:<8} {:<30} {:>8.3}",
-            call.verb, what, call.per_request
+            "  {:<8} {:<30} {:>8.3}  mean {}",
+            call.verb,
+            what,
+            call.per_request,
+            call.mean_ms
+                .map_or("-".to_string(), |ms| format!("{ms:.1} ms"))
         ));
     }
     if let Some(rest) = &report.rest {

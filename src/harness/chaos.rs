@@ -24,7 +24,8 @@ use crate::testenv::ControlPlane;
 pub struct ChaosConfig {
     pub requests: usize,
     pub kills: usize,
-    /// Requests are created during the first half of this window, kills happen during all of it.
+    /// Requests are created during the first 80% of this window, so most kills find stop calls
+    /// in flight to hold; kills happen during all of it.
     #[serde(skip)]
     pub window: Duration,
     /// Operator processes; more than one runs with `--leader-elect`.
@@ -101,7 +102,7 @@ fn plan(config: &ChaosConfig, rng: &mut SeededRng) -> Vec<(Duration, Action)> {
             savepoint: rng.chance(0.3),
         };
         timeline.push((
-            rng.duration_below(config.window / 2),
+            rng.duration_below(config.window.mul_f64(0.8)),
             Action::Create(request),
         ));
     }

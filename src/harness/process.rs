@@ -172,6 +172,32 @@ pub struct Usage {
     pub rss_mib: f64,
 }
 
+/// CPU seconds a process has used so far, or `None` once it is gone.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(cpu_ticks(&stat)? as f64 / clock_ticks_per_second())
+}
+
+/// Processes whose command line mentions `needle` (e.g. a control plane's temp dir), by
+/// pid with their command name.
+pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(needle)
+                .then_some(())?;
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            Some((pid, name.trim().to_string()))
+        })
+        .collect()
+}
+
 /// `utime + stime` from `/proc/<pid>/stat`, in clock ticks.
 pub fn cpu_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses; fields after the last `)`

@@ -208,26 +208,48 @@ pub fn sample(page: &str, series: &str) -> Option<f64> {
 /// API server requests counted by `(verb, resource, subresource)`.
 pub type RequestCounts = BTreeMap<(String, String, String), f64>;
 
-/// Reads `apiserver_request_total` from the API server's own `/metrics`.
-pub async fn apiserver_requests(client: &Client) -> Result<RequestCounts, HarnessError> {
+/// Request counts and time spent, by kind, from the API server's own `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct ApiServerFigures {
+    pub count: RequestCounts,
+    pub seconds_sum: RequestCounts,
+    pub seconds_count: RequestCounts,
+}
+
+pub async fn apiserver_figures(client: &Client) -> Result<ApiServerFigures, HarnessError> {
+    let page = apiserver_page(client).await?;
+    Ok(ApiServerFigures {
+        count: parse_request_counts(&page),
+        seconds_sum: parse_by_request_kind(&page, "apiserver_request_duration_seconds_sum"),
+        seconds_count: parse_by_request_kind(&page, "apiserver_request_duration_seconds_count"),
+    })
+}
+
+async fn apiserver_page(client: &Client) -> Result<String, HarnessError> {
     let request = http::Request::get("/metrics")
         .body(Vec::new())
         .map_err(|e| HarnessError::Kubernetes {
             what: "build the /metrics request".to_string(),
             source: kube::Error::HttpError(e),
         })?;
-    let page = client
+    client
         .request_text(request)
         .await
-        .map_err(HarnessError::kube("read the API server's /metrics"))?;
-    Ok(parse_request_counts(&page))
+        .map_err(HarnessError::kube("read the API server's /metrics"))
 }
 
 /// Sums `apiserver_request_total` over the labels other than verb, resource and subresource.
 pub fn parse_request_counts(page: &str) -> RequestCounts {
+    parse_by_request_kind(page, "apiserver_request_total")
+}
+
+/// Sums one labelled series (e.g. `apiserver_request_duration_seconds_sum`) by
+/// `(verb, resource, subresource)`.
+pub fn parse_by_request_kind(page: &str, metric: &str) -> RequestCounts {
     let mut counts = RequestCounts::new();
+    let prefix = format!("{metric}{{");
     for line in page.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+        let Some(rest) = line.strip_prefix(prefix.as_str()) else {
             continue;
         };
         let Some((labels, value)) = rest.rsplit_once("} ") else {
