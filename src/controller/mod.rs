@@ -127,9 +127,11 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     // Status writes do not change the generation; filtering on it keeps the operator's own
     // writes from triggering reconciles. Follow-ups are scheduled with requeues instead.
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    // Paginated lists (the default semantic) keep a relist of many requests from arriving as
+    // one response held in memory at once.
+    let stream = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|request| request.managed_fields_mut().clear())
+        .modify(slim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -166,6 +168,16 @@ pub async fn run(
         .await;
     phases.abort();
     info!("controller stopped");
+}
+
+/// Drops what the controller never reads from cached objects: managed fields, and the copy of
+/// the whole manifest that client-side `kubectl apply` (and Argo CD) keep in an annotation.
+/// Status writes go to the status subresource, which ignores metadata, so nothing is lost.
+fn slim_for_cache(request: &mut JobStopRequest) {
+    request.managed_fields_mut().clear();
+    request
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// Keeps the requests-by-phase gauge current from the watch cache.

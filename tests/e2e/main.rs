@@ -139,6 +139,16 @@ async fn reapplying_the_same_manifest_or_restarting_makes_no_call() {
         after.status.and_then(|s| s.submission).map(|s| s.attempts),
         Some(1)
     );
+    // The operator caches objects without kubectl's last-applied annotation; its status
+    // writes must not strip it from the stored object, or the next apply would misbehave.
+    assert!(
+        after
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/last-applied-configuration")),
+        "the last-applied annotation survives the operator's writes"
+    );
 }
 
 #[tokio::test]
