@@ -54,6 +54,9 @@ pub struct ChaosReport {
     pub kills_mid_call: usize,
     pub stop_calls: usize,
     pub phases: BTreeMap<String, usize>,
+    /// `Unknown` requests whose call never reached DLI: the process died between the claim
+    /// and the call, the price of never resending.
+    pub unknown_without_call: usize,
     pub elapsed_seconds: f64,
     pub violations: Vec<Violation>,
     pub logs: Vec<PathBuf>,
@@ -339,6 +342,15 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         *phases.entry(phase.as_str().to_string()).or_insert(0) += 1;
     }
     let stop_calls = calls.len();
+    let unknown_without_call = observed
+        .iter()
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Unknown))
+        .filter(|r| {
+            !calls
+                .iter()
+                .any(|call| call.iter().any(|id| r.job_ids.contains(id)))
+        })
+        .count();
     sim.shutdown().await;
     Ok(ChaosReport {
         config,
@@ -346,6 +358,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         kills_mid_call,
         stop_calls,
         phases,
+        unknown_without_call,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         violations,
         logs,
@@ -456,7 +469,11 @@ pub fn render(report: &ChaosReport) -> String {
         .iter()
         .map(|(phase, count)| format!("{phase} {count}"))
         .collect();
-    out.push_str(&format!("phases: {}\n", phases.join(", ")));
+    out.push_str(&format!(
+        "phases: {} ({} Unknown without any call reaching DLI)\n",
+        phases.join(", "),
+        report.unknown_without_call
+    ));
     if report.violations.is_empty() {
         out.push_str("invariants: all hold\n");
     } else {
