@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
 use super::error::HarnessError;
@@ -117,6 +118,10 @@ pub struct BenchReport {
     pub floor: FloorRun,
     /// Operator throughput / floor throughput.
     pub ratio: f64,
+    /// The floor plus the two Events the operator publishes per request (kube's `Recorder`).
+    pub floor_with_events: FloorRun,
+    /// Operator throughput / throughput of the floor with events.
+    pub ratio_with_events: f64,
     pub sweep: Vec<OperatorRun>,
     pub rest: Option<RestRun>,
     /// Figures that break a promise (e.g. DLI calls != requests); non-empty fails the run.
@@ -132,12 +137,14 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
 
     // The first writes pay for TLS handshakes, discovery and a cold watch cache; neither side
     // of the comparison should.
-    floor_run(cp, config.requests.min(200), config.concurrency).await?;
+    floor_run(cp, config.requests.min(200), config.concurrency, false).await?;
     say(&format!(
         "floor: {} requests by a bare client, concurrency {}",
         config.requests, config.concurrency
     ));
-    let floor = floor_run(cp, config.requests, config.concurrency).await?;
+    let floor = floor_run(cp, config.requests, config.concurrency, false).await?;
+    say("floor with events: the same writes plus the operator's two Events per request");
+    let floor_with_events = floor_run(cp, config.requests, config.concurrency, true).await?;
     say(&format!(
         "main: {} requests, operator --concurrency {}",
         config.requests, config.concurrency
@@ -170,11 +177,8 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
     } else {
         None
     };
-    let ratio = if floor.throughput_per_second > 0.0 {
-        main.throughput_per_second / floor.throughput_per_second
-    } else {
-        0.0
-    };
+    let ratio = throughput_ratio(&main, &floor);
+    let ratio_with_events = throughput_ratio(&main, &floor_with_events);
     Ok(BenchReport {
         started_at,
         load_average: [load_before, load_average()],
@@ -182,10 +186,20 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
         main,
         floor,
         ratio,
+        floor_with_events,
+        ratio_with_events,
         sweep,
         rest,
         problems,
     })
+}
+
+fn throughput_ratio(run: &OperatorRun, floor: &FloorRun) -> f64 {
+    if floor.throughput_per_second > 0.0 {
+        run.throughput_per_second / floor.throughput_per_second
+    } else {
+        0.0
+    }
 }
 
 fn load_average() -> String {
@@ -453,10 +467,12 @@ fn delivered_status(object: &JobStopRequest) -> JobStopRequestStatus {
     )
 }
 
-/// Creates a request and writes the operator's two status writes for it; returns the time taken.
+/// Creates a request and writes the operator's two status writes for it (each followed by
+/// an Event like the operator's when `recorder` is given); returns the time taken.
 async fn create_and_finish(
     api: &Api<JobStopRequest>,
     index: usize,
+    recorder: Option<&Recorder>,
 ) -> Result<Duration, HarnessError> {
     let started = Instant::now();
     let object = world::request(&request_name(index), vec![job_id(index)], false, false);
@@ -465,22 +481,57 @@ async fn create_and_finish(
         .await
         .map_err(HarnessError::kube("create a request"))?;
     let claimed = world::write_status(api, &created, claim_status(&created)).await?;
-    world::write_status(api, &claimed, delivered_status(&claimed)).await?;
+    publish(recorder, &claimed, "Submitting").await?;
+    let done = world::write_status(api, &claimed, delivered_status(&claimed)).await?;
+    publish(recorder, &done, "StopDelivered").await?;
     Ok(started.elapsed())
+}
+
+async fn publish(
+    recorder: Option<&Recorder>,
+    object: &JobStopRequest,
+    reason: &str,
+) -> Result<(), HarnessError> {
+    let Some(recorder) = recorder else {
+        return Ok(());
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.to_string(),
+        note: Some("Calling DLI to stop 1 job(s)".to_string()),
+        action: reason.to_string(),
+        secondary: None,
+    };
+    recorder
+        .publish(&event, &object.object_ref(&()))
+        .await
+        .map_err(HarnessError::kube("publish an Event"))
 }
 
 async fn floor_run(
     cp: &ControlPlane,
     requests: usize,
     concurrency: u16,
+    events: bool,
 ) -> Result<FloorRun, HarnessError> {
     let namespace = cp.create_namespace("bench-floor").await?;
-    let api: Api<JobStopRequest> = Api::namespaced(cp.client(), &namespace);
+    let client = cp.client();
+    let api: Api<JobStopRequest> = Api::namespaced(client.clone(), &namespace);
+    let recorder = events.then(|| {
+        Recorder::new(
+            client,
+            Reporter {
+                controller: "dli-bench".into(),
+                instance: None,
+            },
+        )
+    });
     let started = Instant::now();
     let samples: Vec<Duration> = futures::stream::iter(0..requests)
         .map(|index| {
             let api = api.clone();
-            async move { create_and_finish(&api, index).await }
+            let recorder = recorder.as_ref();
+            async move { create_and_finish(&api, index, recorder).await }
         })
         .buffer_unordered(usize::from(concurrency.max(1)))
         .try_collect()
@@ -506,7 +557,7 @@ async fn rest_run(cp: &ControlPlane, config: &BenchConfig) -> Result<RestRun, Ha
     futures::stream::iter(0..requests)
         .map(|index| {
             let api = api.clone();
-            async move { create_and_finish(&api, index).await }
+            async move { create_and_finish(&api, index, None).await }
         })
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
@@ -607,24 +658,33 @@ pub fn render(report: &BenchReport) -> String {
                 .map_or("-".to_string(), |u| format!("{:.1}", u.peak_rss_mib)),
         ));
     }
+    for (label, floor) in [
+        ("API server floor", &report.floor),
+        ("floor + 2 events/request", &report.floor_with_events),
+    ] {
+        line(format!(
+            "{:<26} {:>6} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8} {:>8}",
+            label,
+            floor.concurrency,
+            floor.requests,
+            floor.wall_seconds,
+            floor.throughput_per_second,
+            floor.latency.p50_ms,
+            floor.latency.p95_ms,
+            floor.latency.p99_ms,
+            "-",
+            "-",
+            "-"
+        ));
+    }
     let floor = &report.floor;
-    line(format!(
-        "{:<26} {:>6} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8} {:>8}",
-        "API server floor",
-        floor.concurrency,
-        floor.requests,
-        floor.wall_seconds,
-        floor.throughput_per_second,
-        floor.latency.p50_ms,
-        floor.latency.p95_ms,
-        floor.latency.p99_ms,
-        "-",
-        "-",
-        "-"
-    ));
     line(format!(
         "operator / floor throughput: {:.2} ({:.1} vs {:.1} req/s)",
         report.ratio, report.main.throughput_per_second, floor.throughput_per_second
+    ));
+    line(format!(
+        "operator / (floor + events) throughput: {:.2}",
+        report.ratio_with_events
     ));
     line(format!(
         "load average (1m 5m 15m): {} at start, {} at end",
