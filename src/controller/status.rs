@@ -731,6 +731,21 @@ mod tests {
         }
     }
 
+    /// Generation 1 of jobs 128 and 137, claimed at 0 s and accepted by DLI at 1 s.
+    fn claimed_and_accepted(
+        spec: &JobStopRequestSpec,
+    ) -> (JobStopRequestStatus, JobStopRequestStatus) {
+        let claimed = claim(&JobStopRequestStatus::default(), spec, 1, "op-a", &time(0));
+        let accepted = delivered(
+            &claimed,
+            spec,
+            1,
+            &answer(&[(128, Some(true)), (137, Some(true))]),
+            &time(1),
+        );
+        (claimed, accepted)
+    }
+
     fn observe(job_id: i64, status: &str) -> JobObservation {
         JobObservation {
             job_id,
@@ -834,14 +849,7 @@ mod tests {
     #[test]
     fn confirmation_moves_from_confirming_to_jobs_stopped() {
         let spec = spec(&[128, 137], true);
-        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
-        let accepted = delivered(
-            &claimed,
-            &spec,
-            1,
-            &answer(&[(128, Some(true)), (137, Some(true))]),
-            &time(1),
-        );
+        let (_, accepted) = claimed_and_accepted(&spec);
         assert_eq!(accepted.phase, Some(Phase::Confirming));
         assert_eq!(
             condition(&accepted, SUBMITTED),
@@ -1015,14 +1023,7 @@ mod tests {
     #[test]
     fn confirm_timeout_fails_the_jobs_still_running() {
         let spec = spec(&[128, 137], true);
-        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
-        let accepted = delivered(
-            &claimed,
-            &spec,
-            1,
-            &answer(&[(128, Some(true)), (137, Some(true))]),
-            &time(1),
-        );
+        let (_, accepted) = claimed_and_accepted(&spec);
         let status = confirmed(
             &accepted,
             &spec,
@@ -1053,14 +1054,7 @@ mod tests {
     #[test]
     fn finished_jobs_are_counted_once_when_the_generation_ends() {
         let spec = spec(&[128, 137], true);
-        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
-        let accepted = delivered(
-            &claimed,
-            &spec,
-            1,
-            &answer(&[(128, Some(true)), (137, Some(true))]),
-            &time(1),
-        );
+        let (claimed, accepted) = claimed_and_accepted(&spec);
         assert!(newly_finished_jobs(Some(&claimed), &accepted, &spec).is_empty());
         let observed = [
             observe(128, "job_cancel_success"),
