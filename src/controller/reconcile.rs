@@ -11,7 +11,7 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::Context;
 use super::connections::ConnectionProblem;
@@ -369,7 +369,7 @@ async fn write_status(
                     ctx.metrics.job_finished(result, count);
                 }
             }
-            publish_transition(ctx, request, &written).await;
+            publish_transition(ctx, request, &written);
             Ok(Some(written))
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
@@ -434,7 +434,7 @@ async fn write_result(
 }
 
 /// A Kubernetes Event for every transition: a change of phase or of the Ready reason.
-async fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobStopRequest) {
+fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobStopRequest) {
     let Some(status) = after.status.as_ref() else {
         return;
     };
@@ -466,9 +466,18 @@ async fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobS
         action: status.phase.map_or("Reconcile", |p| p.as_str()).to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &after.object_ref(&())).await {
-        warn!(%error, "cannot publish an event");
-    }
+    // Off the reconcile path: an event must not delay the DLI call that follows a claim (a
+    // kill in that gap would leave a claim without a call) nor hold up the next write.
+    let recorder = ctx.recorder.clone();
+    let reference = after.object_ref(&());
+    tokio::spawn(
+        async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                warn!(%error, "cannot publish an event");
+            }
+        }
+        .instrument(tracing::Span::current()),
+    );
 }
 
 fn truncate(text: &str, limit: usize) -> String {
