@@ -21,6 +21,19 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 
 #[cfg(test)]
 mod tests {
+    use kube::CustomResourceExt;
+
+    use super::{JobStopRequest, MAX_JOB_IDS};
+
+    #[test]
+    fn the_schema_caps_job_ids_at_the_documented_maximum() {
+        let crd = serde_json::to_value(JobStopRequest::crd()).expect("CRD serializes");
+        let job_ids = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["jobIds"];
+        assert_eq!(job_ids["maxItems"], serde_json::json!(MAX_JOB_IDS));
+        assert_eq!(job_ids["x-kubernetes-list-type"], "set");
+    }
+
     #[test]
     fn checked_in_crd_matches_the_code() {
         let generated = super::crd_yaml().expect("the CRD renders");

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use dli_stop_operator::api::{Phase, SubmissionState, conditions};
+use dli_stop_operator::api::{MAX_JOB_IDS, Phase, SubmissionState, conditions};
 use dli_stop_operator::sim::{AnswerShape, Fault, Operation, StopOutcome};
 use support::{Env, SECRET_KEY};
 
@@ -523,7 +523,7 @@ async fn sigterm_finishes_the_call_in_flight_and_writes_its_answer() {
 #[tokio::test]
 async fn invalid_specs_are_refused_by_the_api_server() {
     let env = Env::start("invalid", &[]).await;
-    let too_many: Vec<i64> = (1..=501).collect();
+    let too_many: Vec<i64> = (1..=MAX_JOB_IDS as i64 + 1).collect();
     let cases: Vec<(String, &str)> = vec![
         (request("empty", &[], ""), "spec.jobIds"),
         (request("zero", &[0], ""), "spec.jobIds[0]"),
