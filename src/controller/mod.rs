@@ -1,5 +1,6 @@
 //! The controller: watches `JobStopRequest`s and runs the once-per-generation protocol.
 
+mod cache;
 pub mod config;
 mod connections;
 mod dli_calls;
@@ -11,7 +12,7 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
@@ -19,6 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use cache::SettledRequests;
 pub use config::RunArgs;
 use connections::Connections;
 pub use connections::DefaultConnection;
@@ -129,13 +131,16 @@ pub async fn run(
     // writes from triggering reconciles. Follow-ups are scheduled with requeues instead.
     // Paginated lists (the default semantic) keep a relist of many requests from arriving as
     // one response held in memory at once.
+    let settled = SettledRequests::default();
+    let filter = settled.clone();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .try_filter_map(move |event| futures::future::ready(Ok(filter.filter(event))))
         .modify(slim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let phases = tokio::spawn(report_phases(reader.clone(), ctx.metrics.clone()));
+    let phases = tokio::spawn(report_phases(reader.clone(), settled, ctx.metrics.clone()));
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -180,13 +185,19 @@ fn slim_for_cache(request: &mut JobStopRequest) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// Keeps the requests-by-phase gauge current from the watch cache.
-async fn report_phases(reader: reflector::Store<JobStopRequest>, metrics: Metrics) {
+/// Keeps the requests-by-phase gauge current from the watch cache and the settled requests.
+async fn report_phases(
+    reader: reflector::Store<JobStopRequest>,
+    settled: SettledRequests,
+    metrics: Metrics,
+) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));
     loop {
         interval.tick().await;
-        let mut counts: Vec<(&'static str, i64)> =
-            Phase::ALL.iter().map(|p| (p.as_str(), 0)).collect();
+        let mut counts: Vec<(&'static str, i64)> = Phase::ALL
+            .iter()
+            .map(|p| (p.as_str(), settled.count(*p)))
+            .collect();
         for request in reader.state() {
             let phase = request
                 .status
