@@ -20,6 +20,7 @@ use super::world::{self, ApiServerFigures, OperatorOptions};
 use crate::api::{JobStopRequest, JobStopRequestStatus};
 use crate::controller::status as transition;
 use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
+use crate::sim::DliSim;
 use crate::testenv::ControlPlane;
 
 /// The resources whose API calls a run counts.
@@ -241,6 +242,26 @@ fn job_id(index: usize) -> i64 {
     i64::try_from(index).unwrap_or(i64::MAX - 1) + 1
 }
 
+/// The operator under test in `namespace`, with its metrics on a free port (returned).
+fn start_operator(
+    cp: &ControlPlane,
+    config: &BenchConfig,
+    namespace: &str,
+    sim: &DliSim,
+    concurrency: u16,
+) -> Result<(OperatorProcess, u16), HarnessError> {
+    let port = free_port().map_err(HarnessError::StandIn)?;
+    let options = OperatorOptions {
+        concurrency,
+        metrics_port: port,
+        rust_log: config.rust_log.clone(),
+        extra: Vec::new(),
+    };
+    let log = config.log_dir.join(format!("operator-{namespace}.log"));
+    let spec = world::operator_spec(&config.operator_binary, cp, namespace, sim, &options, &log);
+    Ok((OperatorProcess::start(spec)?, port))
+}
+
 async fn operator_run(
     cp: &ControlPlane,
     config: &BenchConfig,
@@ -255,23 +276,7 @@ async fn operator_run(
     let sim = world::start_sim(world::instant_sim(), &jobs).await?;
     let api: Api<JobStopRequest> = Api::namespaced(client.clone(), &namespace);
     let http = reqwest::Client::new();
-    let port = free_port().map_err(HarnessError::StandIn)?;
-    let options = OperatorOptions {
-        concurrency,
-        metrics_port: port,
-        rust_log: config.rust_log.clone(),
-        extra: Vec::new(),
-    };
-    let log = config.log_dir.join(format!("operator-{namespace}.log"));
-    let spec = world::operator_spec(
-        &config.operator_binary,
-        cp,
-        &namespace,
-        &sim,
-        &options,
-        &log,
-    );
-    let mut operator = OperatorProcess::start(spec)?;
+    let (mut operator, port) = start_operator(cp, config, &namespace, &sim, concurrency)?;
     wait_serving(&http, port, &mut operator).await?;
 
     let tracker = ReadyTracker::spawn(api.clone());
@@ -566,24 +571,8 @@ async fn rest_run(cp: &ControlPlane, config: &BenchConfig) -> Result<RestRun, Ha
 
     let sim = world::start_sim(world::instant_sim(), &[]).await?;
     let http = reqwest::Client::new();
-    let port = free_port().map_err(HarnessError::StandIn)?;
-    let options = OperatorOptions {
-        concurrency: config.concurrency,
-        metrics_port: port,
-        rust_log: config.rust_log.clone(),
-        extra: Vec::new(),
-    };
-    let log = config.log_dir.join(format!("operator-{namespace}.log"));
-    let spec = world::operator_spec(
-        &config.operator_binary,
-        cp,
-        &namespace,
-        &sim,
-        &options,
-        &log,
-    );
     let started = Instant::now();
-    let mut operator = OperatorProcess::start(spec)?;
+    let (mut operator, port) = start_operator(cp, config, &namespace, &sim, config.concurrency)?;
     // Finished requests are not reconciled again (nor kept in the operator's cache); the
     // operator has taken them all in once its requests-by-phase gauge counts them.
     let known = "dli_stop_operator_requests{phase=\"Succeeded\"}";
