@@ -5,6 +5,7 @@ pub mod config;
 mod connections;
 mod dli_calls;
 pub mod error;
+mod events;
 pub mod plan;
 mod reconcile;
 pub mod status;
@@ -25,6 +26,7 @@ pub use config::RunArgs;
 use connections::Connections;
 pub use connections::DefaultConnection;
 pub use error::Error;
+use events::{Announcer, CLAIM_EVENT_HOLD};
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
@@ -68,7 +70,7 @@ impl Settings {
 pub struct Context {
     client: Client,
     connections: Connections,
-    recorder: Recorder,
+    announcer: Announcer,
     metrics: Metrics,
     /// Names this process in the claims it writes: pod name plus a per-process suffix, so a
     /// restarted container never mistakes its predecessor's claim for its own.
@@ -96,7 +98,7 @@ impl Context {
                 options,
                 metrics.clone(),
             ),
-            recorder: Recorder::new(client.clone(), reporter),
+            announcer: Announcer::new(Recorder::new(client.clone(), reporter), CLAIM_EVENT_HOLD),
             client,
             metrics,
             holder,

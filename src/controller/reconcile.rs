@@ -9,17 +9,16 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
 use super::Context;
 use super::connections::ConnectionProblem;
 use super::dli_calls::{self, CallOutcome};
 use super::error::Error;
+use super::events;
 use super::plan::{self, Step};
 use super::status::{self as transition, JobObservation, JobVerdict};
-use crate::api::conditions::{self, READY};
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, Submission, SubmissionState};
 use crate::dli::DliClient;
 
@@ -369,7 +368,13 @@ async fn write_status(
                     ctx.metrics.job_finished(result, count);
                 }
             }
-            publish_transition(ctx, request, &written);
+            if let Some(transition) = written
+                .status
+                .as_ref()
+                .and_then(|status| events::transition(request.status.as_ref(), status))
+            {
+                ctx.announcer.announce(written.object_ref(&()), transition);
+            }
             Ok(Some(written))
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
@@ -431,60 +436,6 @@ async fn write_result(
     write_status(ctx, &fresh, next)
         .await?
         .ok_or(Error::ClaimLost)
-}
-
-/// A Kubernetes Event for every transition: a change of phase or of the Ready reason.
-fn publish_transition(ctx: &Context, before: &JobStopRequest, after: &JobStopRequest) {
-    let Some(status) = after.status.as_ref() else {
-        return;
-    };
-    let ready = conditions::find(&status.conditions, READY);
-    let old_status = before.status.as_ref();
-    let old_ready = old_status.and_then(|s| conditions::find(&s.conditions, READY));
-    // Progress within a state (another retry, one more job stopped) changes the message but
-    // is not a transition; an event per retry would flood `kubectl describe`.
-    let changed = old_status.and_then(|s| s.phase) != status.phase
-        || old_ready.map(|c| &c.reason) != ready.map(|c| &c.reason);
-    let (Some(ready), true) = (ready, changed) else {
-        return;
-    };
-    let warning = matches!(
-        status.phase,
-        Some(Phase::Failed | Phase::PartiallyFailed | Phase::Unknown | Phase::Pending)
-    ) || matches!(
-        ready.reason.as_str(),
-        "Unauthorized" | "Throttled" | "DliUnavailable" | "ResolvingOutcome"
-    );
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: ready.reason.clone(),
-        note: Some(truncate(&ready.message, 1000)),
-        action: status.phase.map_or("Reconcile", |p| p.as_str()).to_string(),
-        secondary: None,
-    };
-    // Off the reconcile path: an event must not delay the DLI call that follows a claim (a
-    // kill in that gap would leave a claim without a call) nor hold up the next write.
-    let recorder = ctx.recorder.clone();
-    let reference = after.object_ref(&());
-    tokio::spawn(
-        async move {
-            if let Err(error) = recorder.publish(&event, &reference).await {
-                warn!(%error, "cannot publish an event");
-            }
-        }
-        .instrument(tracing::Span::current()),
-    );
-}
-
-fn truncate(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((index, _)) => format!("{}…", &text[..index]),
-        None => text.to_string(),
-    }
 }
 
 /// Now, in whole seconds: what the API server stores, so a status read back equals the one

@@ -410,6 +410,41 @@ async fn a_missing_connection_secret_keeps_the_request_pending() {
     );
 }
 
+/// `kubectl describe` shows `Submitting` for a call still in flight, but a call answered at
+/// once gets one Event for its outcome, not two writes to the API server.
+#[tokio::test]
+async fn a_slow_call_shows_submitting_and_a_prompt_one_only_its_outcome() {
+    let env = Env::start("events", &[131, 132]).await;
+    env.sim
+        .inject(Operation::BatchStop, Fault::Hold { applied: true });
+    env.apply(&request("slow", &[131], "")).await;
+    assert!(env.sim.wait_held(1, Duration::from_secs(20)).await);
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while !env
+            .event_reasons("slow")
+            .await
+            .iter()
+            .any(|r| r == "Submitting")
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a Submitting event while the call is held");
+    env.sim.release_held();
+    env.wait_ready("slow").await;
+
+    env.apply(&request("prompt", &[132], "")).await;
+    env.wait_ready("prompt").await;
+    env.settle().await;
+    let reasons = env.event_reasons("prompt").await;
+    assert!(
+        reasons.iter().any(|r| r == "JobsStopped") && !reasons.iter().any(|r| r == "Submitting"),
+        "events: {reasons:?}"
+    );
+    assert_eq!(env.sim.total_stop_calls(), 2);
+}
+
 #[tokio::test]
 async fn a_kill_between_claim_and_answer_never_sends_twice() {
     let mut env = Env::start("kill", &[111, 112]).await;
