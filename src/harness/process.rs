@@ -73,13 +73,18 @@ impl OperatorProcess {
         let err = log
             .try_clone()
             .map_err(|e| io_error("open the log of", e))?;
-        let child = Command::new(&self.spec.binary)
+        let mut command = std::process::Command::new(&self.spec.binary);
+        command
             .args(&self.spec.args)
             .env_clear()
             .envs(self.spec.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(err)
+            .stderr(err);
+        // A harness killed outright must not leave an operator running against a control
+        // plane that is gone (which dies with the harness the same way).
+        crate::testenv::die_with_parent(&mut command);
+        let child = Command::from(command)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| io_error("start", e))?;

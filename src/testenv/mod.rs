@@ -40,6 +40,7 @@ use tokio::io::AsyncWriteExt;
 
 pub use assets::{KUBERNETES_VERSION, cache_dir};
 pub use error::TestEnvError;
+pub use process::die_with_parent;
 pub use wait::wait_for;
 
 use launch::ApiServerFiles;

@@ -103,8 +103,10 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Has the child killed when the thread that spawns it ends (Linux), so a test or harness
+/// killed outright leaves nothing running.
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
+pub fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and only makes the prctl system call
     // (async-signal-safe) and reads errno; it touches no locks or allocations of the parent.
@@ -119,7 +121,7 @@ fn die_with_parent(command: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
+pub fn die_with_parent(_command: &mut Command) {}
 
 fn spawn_from_long_lived_thread(command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Result<mpsc::Sender<SpawnRequest>, String>> = OnceLock::new();
