@@ -23,6 +23,9 @@ struct Args {
     /// --concurrency values of the throughput sweep (`--sweep` with no value: no sweep).
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1,4,16,64")]
     sweep: Vec<u16>,
+    /// Rounds of floor / floor with events / operator runs; the ratios printed are medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Requests of each sweep run.
     #[arg(long, default_value_t = 500)]
     sweep_requests: usize,
@@ -63,6 +66,7 @@ async fn bench_main(args: Args) -> Result<bool, String> {
     let config = bench::BenchConfig {
         requests: args.requests,
         concurrency: args.concurrency,
+        rounds: args.rounds,
         sweep: args.sweep,
         sweep_requests: args.sweep_requests,
         rest_requests: args.rest_requests,

@@ -36,6 +36,8 @@ pub struct BenchConfig {
     pub requests: usize,
     /// The operator's `--concurrency` in the main run and the floor's concurrency.
     pub concurrency: u16,
+    /// Rounds of floor, floor with events and operator; the ratios are their medians.
+    pub rounds: usize,
     /// `--concurrency` values of the throughput sweep.
     pub sweep: Vec<u16>,
     /// Requests of each sweep run.
@@ -110,19 +112,34 @@ pub struct RestRun {
     pub dli_calls: usize,
 }
 
+/// One round of the comparison: the floor, the floor with events and the operator, one after
+/// the other, so all three meet about the same load on a shared machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub operator_per_second: f64,
+    pub floor_per_second: f64,
+    pub floor_with_events_per_second: f64,
+    /// Operator throughput / floor throughput.
+    pub ratio: f64,
+    /// Operator throughput / throughput of the floor with events.
+    pub ratio_with_events: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub started_at: String,
     /// `/proc/loadavg` at the start and the end: other work on the machine skews every figure.
     pub load_average: [String; 2],
     pub config: BenchConfig,
+    /// Every round; the figures below come from the one with the median ratio.
+    pub rounds: Vec<Round>,
     pub main: OperatorRun,
     pub floor: FloorRun,
-    /// Operator throughput / floor throughput.
+    /// Median over the rounds of operator throughput / floor throughput.
     pub ratio: f64,
     /// The floor plus the Event the operator publishes for a request answered at once.
     pub floor_with_events: FloorRun,
-    /// Operator throughput / throughput of the floor with events.
+    /// Median over the rounds of operator throughput / throughput of the floor with events.
     pub ratio_with_events: f64,
     pub sweep: Vec<OperatorRun>,
     pub rest: Option<RestRun>,
@@ -147,33 +164,47 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
         config.timeout,
     )
     .await?;
-    say(&format!(
-        "floor: {} requests by a bare client, concurrency {}",
-        config.requests, config.concurrency
-    ));
-    let floor = floor_run(
-        cp,
-        config.requests,
-        config.concurrency,
-        false,
-        config.timeout,
-    )
-    .await?;
-    say("floor with events: the same writes plus the operator's Event per request");
-    let floor_with_events = floor_run(
-        cp,
-        config.requests,
-        config.concurrency,
-        true,
-        config.timeout,
-    )
-    .await?;
-    say(&format!(
-        "main: {} requests, operator --concurrency {}",
-        config.requests, config.concurrency
-    ));
-    let main = operator_run(cp, &config, config.concurrency, config.requests).await?;
-    check_run(&main, &mut problems);
+    let mut rounds = Vec::new();
+    for round in 1..=config.rounds.max(1) {
+        say(&format!(
+            "round {round}/{}: floor, floor with events, operator; {} requests each at concurrency {}",
+            config.rounds.max(1),
+            config.requests,
+            config.concurrency
+        ));
+        let floor = floor_run(
+            cp,
+            config.requests,
+            config.concurrency,
+            false,
+            config.timeout,
+        )
+        .await?;
+        let floor_with_events = floor_run(
+            cp,
+            config.requests,
+            config.concurrency,
+            true,
+            config.timeout,
+        )
+        .await?;
+        let main = operator_run(cp, &config, config.concurrency, config.requests).await?;
+        check_run(&main, &mut problems);
+        rounds.push((main, floor, floor_with_events));
+    }
+    let figures: Vec<Round> = rounds
+        .iter()
+        .map(|(main, floor, with_events)| Round {
+            operator_per_second: main.throughput_per_second,
+            floor_per_second: floor.throughput_per_second,
+            floor_with_events_per_second: with_events.throughput_per_second,
+            ratio: throughput_ratio(main, floor),
+            ratio_with_events: throughput_ratio(main, with_events),
+        })
+        .collect();
+    let ratio_with_events = median(figures.iter().map(|r| r.ratio_with_events));
+    let median_round = median_index(&figures);
+    let (main, floor, floor_with_events) = rounds.swap_remove(median_round);
     let mut sweep = Vec::new();
     for &concurrency in &config.sweep {
         say(&format!(
@@ -200,15 +231,14 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
     } else {
         None
     };
-    let ratio = throughput_ratio(&main, &floor);
-    let ratio_with_events = throughput_ratio(&main, &floor_with_events);
     Ok(BenchReport {
+        ratio: figures[median_round].ratio,
         started_at,
         load_average: [load_before, load_average()],
         config,
+        rounds: figures,
         main,
         floor,
-        ratio,
         floor_with_events,
         ratio_with_events,
         sweep,
@@ -223,6 +253,25 @@ fn throughput_ratio(run: &OperatorRun, floor: &FloorRun) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The round whose operator/floor ratio is the median (the lower middle one of an even count).
+fn median_index(rounds: &[Round]) -> usize {
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| rounds[a].ratio.total_cmp(&rounds[b].ratio));
+    order
+        .get(rounds.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 fn load_average() -> String {
@@ -711,13 +760,24 @@ pub fn render(report: &BenchReport) -> String {
             "-"
         ));
     }
-    let floor = &report.floor;
+    for (index, round) in report.rounds.iter().enumerate() {
+        line(format!(
+            "round {}: operator {:.1}, floor {:.1}, floor + events {:.1} req/s; operator/floor {:.2}, operator/(floor + events) {:.2}",
+            index + 1,
+            round.operator_per_second,
+            round.floor_per_second,
+            round.floor_with_events_per_second,
+            round.ratio,
+            round.ratio_with_events
+        ));
+    }
     line(format!(
-        "operator / floor throughput: {:.2} ({:.1} vs {:.1} req/s)",
-        report.ratio, report.main.throughput_per_second, floor.throughput_per_second
+        "operator / floor throughput: {:.2} (median of {} rounds; the table shows that round)",
+        report.ratio,
+        report.rounds.len()
     ));
     line(format!(
-        "operator / (floor + events) throughput: {:.2}",
+        "operator / (floor + events) throughput: {:.2} (median)",
         report.ratio_with_events
     ));
     line(format!(
@@ -816,6 +876,21 @@ mod tests {
         assert_eq!(done.phase, Some(Phase::Succeeded));
         assert_eq!(done.observed_generation, Some(1));
         assert_eq!(done.results.len(), 1);
+    }
+
+    #[test]
+    fn the_reported_round_is_the_one_with_the_median_ratio() {
+        let round = |ratio| Round {
+            operator_per_second: 100.0 * ratio,
+            floor_per_second: 100.0,
+            floor_with_events_per_second: 100.0,
+            ratio,
+            ratio_with_events: ratio,
+        };
+        assert_eq!(median_index(&[round(0.9), round(0.7), round(0.8)]), 2);
+        assert_eq!(median_index(&[round(0.9), round(0.7)]), 1);
+        assert_eq!(median_index(&[round(0.5)]), 0);
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
     }
 
     #[test]
