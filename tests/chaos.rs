@@ -20,6 +20,7 @@ async fn killed_operators_never_stop_a_generation_twice() {
         seed: 20261128,
         fault_probability: 0.2,
         hold_probability: 0.67,
+        respec_probability: 0.2,
         settle_timeout: Duration::from_secs(75),
         operator_binary: env!("CARGO_BIN_EXE_dli-stop-operator").into(),
         log_dir: logs.path().to_path_buf(),
@@ -28,6 +29,7 @@ async fn killed_operators_never_stop_a_generation_twice() {
     let report = chaos::run(cp, config).await.expect("the chaos round runs");
     let rendered = chaos::render(&report);
     assert_eq!(report.kills, 3, "{rendered}");
+    assert!(report.respecs > 0, "the round changes some specs: {rendered}");
     assert!(
         report.violations.is_empty(),
         "{rendered}\nlast operator log lines:\n{}",

@@ -35,6 +35,10 @@ struct Args {
     /// Chance that a kill happens while a stop call is held open.
     #[arg(long, default_value_t = 0.4)]
     hold_probability: f64,
+    /// Chance that a request's spec changes (fresh job ids, a new generation) soon after it
+    /// is created.
+    #[arg(long, default_value_t = 0.1)]
+    respec_probability: f64,
     /// Seconds to wait, after the window, for every request to finish.
     #[arg(long, default_value_t = 180)]
     settle_timeout: u64,
@@ -74,6 +78,7 @@ async fn chaos_main(args: Args) -> Result<bool, String> {
         seed,
         fault_probability: args.fault_probability,
         hold_probability: args.hold_probability,
+        respec_probability: args.respec_probability,
         settle_timeout: Duration::from_secs(args.settle_timeout),
         operator_binary: args
             .operator_bin

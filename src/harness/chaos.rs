@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 
@@ -35,6 +35,9 @@ pub struct ChaosConfig {
     pub fault_probability: f64,
     /// Chance that a kill happens while a stop call is held open by the stand-in.
     pub hold_probability: f64,
+    /// Chance that a request's spec changes soon after it is created: fresh job ids, so a
+    /// new generation that must get its own single call.
+    pub respec_probability: f64,
     /// Longest wait, after the window, for every request to finish.
     #[serde(skip)]
     pub settle_timeout: Duration,
@@ -52,6 +55,8 @@ pub struct ChaosReport {
     pub kills: usize,
     /// Kills made while a stop call was held open.
     pub kills_mid_call: usize,
+    /// Spec changes made (each a new generation).
+    pub respecs: usize,
     pub stop_calls: usize,
     pub phases: BTreeMap<String, usize>,
     /// `Unknown` requests whose call never reached DLI: the process died between the claim
@@ -80,34 +85,64 @@ struct PlannedKill {
     restart_after: Duration,
 }
 
+/// A spec change of the plan: the request's jobs replaced by fresh ones.
+#[derive(Debug, Clone, PartialEq)]
+struct PlannedRespec {
+    name: String,
+    job_ids: Vec<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Action {
     Create(PlannedRequest),
+    Respec(PlannedRespec),
     Kill(PlannedKill),
+}
+
+impl Action {
+    /// The job ids this action makes a request stop.
+    fn job_ids(&self) -> &[i64] {
+        match self {
+            Action::Create(request) => &request.job_ids,
+            Action::Respec(respec) => &respec.job_ids,
+            Action::Kill(_) => &[],
+        }
+    }
 }
 
 /// Everything random about a run, drawn from the seed up front so a run replays.
 fn plan(config: &ChaosConfig, rng: &mut SeededRng) -> Vec<(Duration, Action)> {
     let mut next_job = 0i64;
-    let mut timeline = Vec::new();
-    for index in 0..config.requests {
-        let jobs = 1 + rng.below(2);
-        let job_ids = (0..jobs)
+    let mut fresh_jobs = |count: u64| -> Vec<i64> {
+        (0..count)
             .map(|_| {
                 next_job += 1;
                 next_job
             })
-            .collect();
+            .collect()
+    };
+    let mut timeline = Vec::new();
+    for index in 0..config.requests {
+        let jobs = 1 + rng.below(2);
         let request = PlannedRequest {
             name: format!("chaos-{index:04}"),
-            job_ids,
+            job_ids: fresh_jobs(jobs),
             confirm: rng.chance(0.5),
             savepoint: rng.chance(0.3),
         };
-        timeline.push((
-            rng.duration_below(config.window.mul_f64(0.8)),
-            Action::Create(request),
-        ));
+        let created_at = rng.duration_below(config.window.mul_f64(0.8));
+        if rng.chance(config.respec_probability) {
+            // Soon after the create, often while the first generation's call is in flight.
+            let respec = PlannedRespec {
+                name: request.name.clone(),
+                job_ids: fresh_jobs(jobs),
+            };
+            timeline.push((
+                created_at + rng.duration_below(Duration::from_secs(2)),
+                Action::Respec(respec),
+            ));
+        }
+        timeline.push((created_at, Action::Create(request)));
     }
     for _ in 0..config.kills {
         let kill = PlannedKill {
@@ -117,8 +152,29 @@ fn plan(config: &ChaosConfig, rng: &mut SeededRng) -> Vec<(Duration, Action)> {
         };
         timeline.push((rng.duration_below(config.window), Action::Kill(kill)));
     }
-    timeline.sort_by_key(|(at, _)| *at);
+    // A create sorts before a respec of the same instant.
+    timeline.sort_by_key(|(at, action)| (*at, !matches!(action, Action::Create(_))));
     timeline
+}
+
+/// The job ids of each request's earlier generations, oldest first, as the plan replaces them.
+fn superseded_jobs(timeline: &[(Duration, Action)]) -> BTreeMap<String, Vec<Vec<i64>>> {
+    let mut current: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut superseded: BTreeMap<String, Vec<Vec<i64>>> = BTreeMap::new();
+    for (_, action) in timeline {
+        match action {
+            Action::Create(request) => {
+                current.insert(request.name.clone(), request.job_ids.clone());
+            }
+            Action::Respec(respec) => {
+                if let Some(old) = current.insert(respec.name.clone(), respec.job_ids.clone()) {
+                    superseded.entry(respec.name.clone()).or_default().push(old);
+                }
+            }
+            Action::Kill(_) => {}
+        }
+    }
+    superseded
 }
 
 /// Faults that leave the outcome of a call clear (gateway refusals) and ones that do not
@@ -219,12 +275,9 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
     let api: Api<JobStopRequest> = Api::namespaced(cp.client(), &namespace);
     let jobs: Vec<i64> = timeline
         .iter()
-        .filter_map(|(_, action)| match action {
-            Action::Create(request) => Some(request.job_ids.clone()),
-            Action::Kill(_) => None,
-        })
-        .flatten()
+        .flat_map(|(_, action)| action.job_ids().iter().copied())
         .collect();
+    let superseded = superseded_jobs(&timeline);
     let sim = world::start_sim(
         SimConfig {
             stop_delay: Duration::from_millis(300),
@@ -276,6 +329,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
 
     let mut kills = 0;
     let mut kills_mid_call = 0;
+    let mut respecs = 0;
     for (at, action) in timeline {
         if let Some(wait) = at.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
@@ -283,6 +337,10 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         cluster.check().await?;
         match action {
             Action::Create(request) => create(&api, &request).await?,
+            Action::Respec(change) => {
+                respec(&api, &change).await?;
+                respecs += 1;
+            }
             Action::Kill(kill) => {
                 if kill_one(&sim, &mut cluster, &kill).await? {
                     kills_mid_call += 1;
@@ -311,7 +369,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
     }
     sim.release_held();
 
-    let observed = observe(&world::list_all(&api).await?);
+    let observed = observe(&world::list_all(&api).await?, &superseded);
     let calls: Vec<Vec<i64>> = sim
         .stop_call_log()
         .into_iter()
@@ -356,6 +414,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         config,
         kills,
         kills_mid_call,
+        respecs,
         stop_calls,
         phases,
         unknown_without_call,
@@ -375,6 +434,18 @@ async fn create(api: &Api<JobStopRequest>, request: &PlannedRequest) -> Result<(
     api.create(&PostParams::default(), &object)
         .await
         .map_err(HarnessError::kube(format!("create {}", request.name)))?;
+    Ok(())
+}
+
+/// Replaces the request's jobs, as a user editing the spec in Git would: a new generation.
+async fn respec(api: &Api<JobStopRequest>, change: &PlannedRespec) -> Result<(), HarnessError> {
+    let patch = serde_json::json!({ "spec": { "jobIds": change.job_ids } });
+    api.patch(&change.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(HarnessError::kube(format!(
+            "change the spec of {}",
+            change.name
+        )))?;
     Ok(())
 }
 
@@ -439,7 +510,10 @@ fn is_final(request: &JobStopRequest) -> bool {
     })
 }
 
-fn observe(requests: &[JobStopRequest]) -> Vec<Observed> {
+fn observe(
+    requests: &[JobStopRequest],
+    superseded: &BTreeMap<String, Vec<Vec<i64>>>,
+) -> Vec<Observed> {
     requests
         .iter()
         .map(|request| Observed {
@@ -447,6 +521,10 @@ fn observe(requests: &[JobStopRequest]) -> Vec<Observed> {
             uid: request.uid().unwrap_or_default(),
             generation: request.metadata.generation.unwrap_or_default(),
             job_ids: request.spec.job_ids.clone(),
+            superseded_job_ids: superseded
+                .get(&request.name_any())
+                .cloned()
+                .unwrap_or_default(),
             status: request.status.clone(),
         })
         .collect()
@@ -455,9 +533,10 @@ fn observe(requests: &[JobStopRequest]) -> Vec<Observed> {
 /// The report for a terminal: counts, then each violation with its request's status.
 pub fn render(report: &ChaosReport) -> String {
     let mut out = format!(
-        "seed {}: {} requests, {} replica(s), {} kills ({} mid-call), {} stop calls reached DLI, {:.1}s\n",
+        "seed {}: {} requests, {} spec changes, {} replica(s), {} kills ({} mid-call), {} stop calls reached DLI, {:.1}s\n",
         report.config.seed,
         report.config.requests,
+        report.respecs,
         report.config.replicas,
         report.kills,
         report.kills_mid_call,
@@ -511,6 +590,7 @@ mod tests {
             seed,
             fault_probability: 0.2,
             hold_probability: 0.5,
+            respec_probability: 0.3,
             settle_timeout: Duration::from_secs(60),
             operator_binary: PathBuf::new(),
             log_dir: PathBuf::new(),
@@ -530,11 +610,19 @@ mod tests {
         let timeline = plan(&config(9), &mut SeededRng::new(9));
         let mut jobs = Vec::new();
         let mut kills = 0;
+        let mut created = Vec::new();
         for (at, action) in &timeline {
-            assert!(*at < Duration::from_secs(10));
+            jobs.extend(action.job_ids().iter().copied());
             match action {
-                Action::Create(request) => jobs.extend(request.job_ids.iter().copied()),
+                Action::Create(request) => {
+                    assert!(*at < Duration::from_secs(10));
+                    created.push(request.name.clone());
+                }
+                Action::Respec(respec) => {
+                    assert!(created.contains(&respec.name), "respec before create");
+                }
                 Action::Kill(kill) => {
+                    assert!(*at < Duration::from_secs(10));
                     assert!(kill.replica < 2);
                     kills += 1;
                 }
@@ -546,6 +634,20 @@ mod tests {
         assert_eq!(jobs.len(), count, "job ids are shared between requests");
         assert_eq!(kills, 4);
         assert!(timeline.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn a_respec_supersedes_the_jobs_of_the_generation_before() {
+        let timeline = plan(&config(9), &mut SeededRng::new(9));
+        let superseded = superseded_jobs(&timeline);
+        assert!(!superseded.is_empty(), "the plan changes some specs");
+        for (_, action) in &timeline {
+            if let Action::Respec(respec) = action {
+                let earlier = &superseded[&respec.name];
+                assert_eq!(earlier.len(), 1);
+                assert!(earlier[0].iter().all(|id| !respec.job_ids.contains(id)));
+            }
+        }
     }
 
     #[test]

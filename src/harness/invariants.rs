@@ -18,6 +18,8 @@ pub struct Observed {
     pub uid: String,
     pub generation: i64,
     pub job_ids: Vec<i64>,
+    /// Job ids of the earlier generations, oldest (generation 1) first.
+    pub superseded_job_ids: Vec<Vec<i64>>,
     pub status: Option<JobStopRequestStatus>,
 }
 
@@ -129,10 +131,25 @@ fn check_request(
             phase: phase_name.clone(),
         });
     }
-    let made = calls
-        .iter()
-        .filter(|call| call.iter().any(|id| request.job_ids.contains(id)))
-        .count();
+    let calls_naming = |job_ids: &[i64]| {
+        calls
+            .iter()
+            .filter(|call| call.iter().any(|id| job_ids.contains(id)))
+            .count()
+    };
+    // An earlier generation may have had its call or been replaced before it; never two.
+    for (index, job_ids) in request.superseded_job_ids.iter().enumerate() {
+        let made = calls_naming(job_ids);
+        if made > 1 {
+            violations.push(Violation::RepeatedCall {
+                name: name.clone(),
+                uid: request.uid.clone(),
+                generation: i64::try_from(index).unwrap_or(i64::MAX - 1) + 1,
+                calls: made,
+            });
+        }
+    }
+    let made = calls_naming(&request.job_ids);
     if made > 1 {
         violations.push(Violation::RepeatedCall {
             name: name.clone(),
@@ -197,6 +214,7 @@ mod tests {
             uid: format!("uid-{name}"),
             generation: 1,
             job_ids: jobs.to_vec(),
+            superseded_job_ids: Vec::new(),
             status: Some(JobStopRequestStatus {
                 observed_generation: Some(1),
                 phase: Some(phase),
@@ -247,6 +265,33 @@ mod tests {
             violations.as_slice(),
             [Violation::RepeatedCall { calls: 2, .. }]
         ));
+    }
+
+    #[test]
+    fn each_earlier_generation_may_have_had_one_call_but_not_two() {
+        let mut respecified = observed("a", &[5], Phase::Succeeded, "JobsStopped");
+        respecified.generation = 3;
+        respecified.superseded_job_ids = vec![vec![1, 2], vec![3]];
+        if let Some(status) = respecified.status.as_mut() {
+            status.observed_generation = Some(3);
+        }
+        let stand_in = stopped(&[1, 2, 3, 5]);
+        // Generation 1 had its call, generation 2 was replaced before it, 3 has its own.
+        let calls = vec![vec![1, 2], vec![5]];
+        assert_eq!(
+            check(std::slice::from_ref(&respecified), &calls, &stand_in, &[]),
+            vec![]
+        );
+        let calls = vec![vec![1, 2], vec![3], vec![3], vec![5]];
+        assert_eq!(
+            check(&[respecified], &calls, &stand_in, &[]),
+            vec![Violation::RepeatedCall {
+                name: "a".into(),
+                uid: "uid-a".into(),
+                generation: 2,
+                calls: 2,
+            }]
+        );
     }
 
     #[test]
