@@ -121,10 +121,14 @@ impl Announcer {
                 if let Some(delay) = delay {
                     tokio::time::sleep(delay).await;
                     // Past this point the Event goes out; a later one no longer replaces it.
-                    registry
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&release_key);
+                    // The key may by now belong to a newer held Event of the object.
+                    let mut held = registry.lock().unwrap_or_else(PoisonError::into_inner);
+                    if held
+                        .get(&release_key)
+                        .is_some_and(|handle| handle.id() == tokio::task::id())
+                    {
+                        held.remove(&release_key);
+                    }
                 }
                 if let Err(error) = recorder.publish(&transition.event, &reference).await {
                     warn!(%error, "cannot publish an event");
