@@ -772,7 +772,7 @@ pub fn render(report: &BenchReport) -> String {
         ));
     }
     line(format!(
-        "operator / floor throughput: {:.2} (median of {} rounds; the table shows that round)",
+        "operator / floor throughput: {:.2} (median of {} round(s); the table shows that round)",
         report.ratio,
         report.rounds.len()
     ));
