@@ -29,7 +29,10 @@ async fn killed_operators_never_stop_a_generation_twice() {
     let report = chaos::run(cp, config).await.expect("the chaos round runs");
     let rendered = chaos::render(&report);
     assert_eq!(report.kills, 3, "{rendered}");
-    assert!(report.respecs > 0, "the round changes some specs: {rendered}");
+    assert!(
+        report.respecs > 0,
+        "the round changes some specs: {rendered}"
+    );
     assert!(
         report.violations.is_empty(),
         "{rendered}\nlast operator log lines:\n{}",
