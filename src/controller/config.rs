@@ -65,6 +65,11 @@ pub struct RunArgs {
     #[arg(long, env = "CONFIRM_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub confirm_poll_interval: Duration,
 
+    /// How long a claim's Submitting Event waits for the call's outcome, which replaces it when
+    /// it comes first; 0s publishes every Submitting Event at once.
+    #[arg(long, env = "SUBMITTING_EVENT_DELAY", default_value = "2s", value_parser = parse_duration)]
+    pub submitting_event_delay: Duration,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -106,5 +111,30 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    /// The README's configuration table is where users find flags: one missing there does
+    /// not exist for them.
+    #[test]
+    fn every_flag_and_its_variable_are_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        let command = <RunArgs as clap::Args>::augment_args(clap::Command::new("run"));
+        let mut flags = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            flags += 1;
+            let row = format!("| `--{long}` |");
+            assert!(readme.contains(&row), "README has no row for --{long}");
+            if let Some(env) = arg.get_env() {
+                let env = format!("`{}`", env.to_string_lossy());
+                assert!(
+                    readme.contains(&env),
+                    "README does not name {env} of --{long}"
+                );
+            }
+        }
+        assert!(flags > 10, "only {flags} flags found");
     }
 }

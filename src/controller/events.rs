@@ -2,7 +2,7 @@
 //! goes out.
 //!
 //! A claim (`Submitting`) lasts one DLI round trip, usually well under a second. Its Event is
-//! held back briefly and dropped if the outcome of that call is recorded meanwhile: the
+//! held back briefly (`--submitting-event-delay`) and dropped if the outcome of that call is recorded meanwhile: the
 //! outcome's Event says what happened, and an Event is an API server write, as costly as a
 //! status write. A call that takes longer still shows `Submitting` in `kubectl describe`
 //! while it is in flight.
@@ -20,9 +20,6 @@ use super::status::reason;
 use crate::api::conditions::{self, READY};
 use crate::api::{JobStopRequestStatus, Phase};
 
-/// How long a claim's Event waits for the call's outcome to supersede it.
-pub const CLAIM_EVENT_HOLD: Duration = Duration::from_secs(2);
-
 /// Ready reasons that call for attention although the request may still succeed.
 const WARNING_REASONS: [&str; 4] = [
     reason::UNAUTHORIZED,
@@ -37,7 +34,7 @@ const NOTE_LIMIT: usize = 1000;
 /// An Event to publish for a transition.
 pub struct Transition {
     pub event: Event,
-    /// Whether the state it announces usually ends within [`CLAIM_EVENT_HOLD`].
+    /// Whether the state it announces usually ends within a second or two.
     pub short_lived: bool,
 }
 
@@ -113,7 +110,7 @@ impl Announcer {
             superseded.abort();
         }
         let recorder = self.recorder.clone();
-        let delay = transition.short_lived.then_some(self.hold);
+        let delay = (transition.short_lived && !self.hold.is_zero()).then_some(self.hold);
         let registry = self.held.clone();
         let release_key = key.clone();
         let task = tokio::spawn(
@@ -155,6 +152,8 @@ mod tests {
 
     use super::*;
     use crate::api::{ConfirmSpec, JobStopRequestSpec};
+
+    const HOLD: Duration = Duration::from_secs(2);
     use crate::controller::status::{self as transition, NotDeliveredReason};
     use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
 
@@ -268,7 +267,9 @@ mod tests {
         reasons
     }
 
-    fn announcer() -> (
+    fn announcer(
+        hold: Duration,
+    ) -> (
         Announcer,
         tower_test::mock::Handle<Request<Body>, Response<Body>>,
     ) {
@@ -279,7 +280,7 @@ mod tests {
             instance: None,
         };
         (
-            Announcer::new(Recorder::new(client, reporter), CLAIM_EVENT_HOLD),
+            Announcer::new(Recorder::new(client, reporter), hold),
             api_server,
         )
     }
@@ -297,7 +298,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_prompt_outcome_replaces_the_claim_event_and_a_slow_call_shows_it() {
-        let (announcer, api_server) = announcer();
+        let (announcer, api_server) = announcer(HOLD);
         let server = tokio::spawn(collect_events(api_server));
         let claimed = claimed();
         let done = delivered(&claimed);
@@ -307,7 +308,7 @@ mod tests {
             reference("fast"),
             transition(None, &claimed).expect("claim"),
         );
-        tokio::time::sleep(CLAIM_EVENT_HOLD / 4).await;
+        tokio::time::sleep(HOLD / 4).await;
         announcer.announce(
             reference("fast"),
             transition(Some(&claimed), &done).expect("outcome"),
@@ -317,12 +318,12 @@ mod tests {
             reference("slow"),
             transition(None, &claimed).expect("claim"),
         );
-        tokio::time::sleep(CLAIM_EVENT_HOLD * 2).await;
+        tokio::time::sleep(HOLD * 2).await;
         announcer.announce(
             reference("slow"),
             transition(Some(&claimed), &done).expect("outcome"),
         );
-        tokio::time::sleep(CLAIM_EVENT_HOLD * 2).await;
+        tokio::time::sleep(HOLD * 2).await;
         assert!(announcer.held().is_empty(), "nothing left waiting");
 
         drop(announcer);
@@ -335,5 +336,22 @@ mod tests {
                 reason::STOP_DELIVERED
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_delay_publishes_every_claim_event() {
+        let (announcer, api_server) = announcer(Duration::ZERO);
+        let server = tokio::spawn(collect_events(api_server));
+        let claimed = claimed();
+        announcer.announce(reference("a"), transition(None, &claimed).expect("claim"));
+        announcer.announce(
+            reference("a"),
+            transition(Some(&claimed), &delivered(&claimed)).expect("outcome"),
+        );
+        tokio::time::sleep(HOLD).await;
+        assert!(announcer.held().is_empty());
+        drop(announcer);
+        let reasons = server.await.expect("api server task");
+        assert_eq!(reasons, [reason::SUBMITTING, reason::STOP_DELIVERED]);
     }
 }

@@ -26,7 +26,7 @@ pub use config::RunArgs;
 use connections::Connections;
 pub use connections::DefaultConnection;
 pub use error::Error;
-use events::{Announcer, CLAIM_EVENT_HOLD};
+use events::Announcer;
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
@@ -47,6 +47,8 @@ pub struct Settings {
     pub connection_retry: Duration,
     /// Delay after a reconcile error.
     pub error_retry: Duration,
+    /// How long a Submitting Event waits to be replaced by the call's outcome.
+    pub submitting_event_delay: Duration,
 }
 
 impl Settings {
@@ -62,6 +64,7 @@ impl Settings {
             confirm_poll_interval: args.confirm_poll_interval,
             connection_retry: Duration::from_secs(30).min(args.retry_max_backoff),
             error_retry: Duration::from_secs(10).min(args.retry_max_backoff),
+            submitting_event_delay: args.submitting_event_delay,
         }
     }
 }
@@ -98,7 +101,10 @@ impl Context {
                 options,
                 metrics.clone(),
             ),
-            announcer: Announcer::new(Recorder::new(client.clone(), reporter), CLAIM_EVENT_HOLD),
+            announcer: Announcer::new(
+                Recorder::new(client.clone(), reporter),
+                settings.submitting_event_delay,
+            ),
             client,
             metrics,
             holder,

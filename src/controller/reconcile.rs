@@ -474,6 +474,7 @@ mod tests {
             confirm_poll_interval: Duration::from_secs(1),
             connection_retry: Duration::from_secs(5),
             error_retry: Duration::from_secs(5),
+            submitting_event_delay: Duration::from_secs(2),
         }
     }
 
