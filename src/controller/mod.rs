@@ -5,7 +5,7 @@ pub mod config;
 mod connections;
 mod dli_calls;
 pub mod error;
-mod events;
+pub(crate) mod events;
 pub mod plan;
 mod reconcile;
 pub mod status;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
@@ -17,8 +17,8 @@ use super::process::{self, OperatorProcess, Usage, free_port};
 use super::ready::ReadyTracker;
 use super::stats::{self, Latencies};
 use super::world::{self, ApiServerFigures, OperatorOptions};
-use crate::api::conditions::{self, READY};
 use crate::api::{JobStopRequest, JobStopRequestStatus};
+use crate::controller::events;
 use crate::controller::status as transition;
 use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
 use crate::sim::DliSim;
@@ -553,7 +553,9 @@ async fn create_and_finish(
         .map_err(HarnessError::kube("create a request"))?;
     let claimed = world::write_status(api, &created, claim_status(&created)).await?;
     let done = world::write_status(api, &claimed, delivered_status(&claimed)).await?;
-    publish(recorder, &done, "StopDelivered").await?;
+    if let Some(recorder) = recorder {
+        publish_outcome(recorder, &claimed, &done).await?;
+    }
     Ok((done.name_any(), started))
 }
 
@@ -573,28 +575,21 @@ fn ready_figures(
     (last.duration_since(started), samples)
 }
 
-async fn publish(
-    recorder: Option<&Recorder>,
-    object: &JobStopRequest,
-    reason: &str,
+/// Publishes the Event the operator publishes when a claim's outcome is written.
+async fn publish_outcome(
+    recorder: &Recorder,
+    claimed: &JobStopRequest,
+    done: &JobStopRequest,
 ) -> Result<(), HarnessError> {
-    let Some(recorder) = recorder else {
-        return Ok(());
-    };
-    let note = object
+    let Some(outcome) = done
         .status
         .as_ref()
-        .and_then(|status| conditions::find(&status.conditions, READY))
-        .map(|ready| ready.message.clone());
-    let event = Event {
-        type_: EventType::Normal,
-        reason: reason.to_string(),
-        note,
-        action: reason.to_string(),
-        secondary: None,
+        .and_then(|status| events::transition(claimed.status.as_ref(), status))
+    else {
+        return Ok(());
     };
     recorder
-        .publish(&event, &object.object_ref(&()))
+        .publish(&outcome.event, &done.object_ref(&()))
         .await
         .map_err(HarnessError::kube("publish an Event"))
 }
@@ -876,6 +871,12 @@ mod tests {
         assert_eq!(done.phase, Some(Phase::Succeeded));
         assert_eq!(done.observed_generation, Some(1));
         assert_eq!(done.results.len(), 1);
+        let outcome = events::transition(object.status.as_ref(), &done)
+            .expect("the outcome is a transition with an Event");
+        assert!(
+            !outcome.short_lived,
+            "published at once, like the operator's"
+        );
     }
 
     #[test]
