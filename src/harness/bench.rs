@@ -257,21 +257,18 @@ fn throughput_ratio(run: &OperatorRun, floor: &FloorRun) -> f64 {
 
 /// The round whose operator/floor ratio is the median (the lower middle one of an even count).
 fn median_index(rounds: &[Round]) -> usize {
-    let mut order: Vec<usize> = (0..rounds.len()).collect();
-    order.sort_by(|&a, &b| rounds[a].ratio.total_cmp(&rounds[b].ratio));
-    order
-        .get(rounds.len().saturating_sub(1) / 2)
-        .copied()
+    let ratio = median(rounds.iter().map(|r| r.ratio));
+    rounds
+        .iter()
+        .position(|r| r.ratio.total_cmp(&ratio).is_eq())
         .unwrap_or(0)
 }
 
+/// The nearest-rank median, as the latency percentiles are taken.
 fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
-    values
-        .get(values.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0.0)
+    stats::percentile(&values, 0.5)
 }
 
 fn load_average() -> String {
