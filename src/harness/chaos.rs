@@ -403,11 +403,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
     let unknown_without_call = observed
         .iter()
         .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Unknown))
-        .filter(|r| {
-            !calls
-                .iter()
-                .any(|call| call.iter().any(|id| r.job_ids.contains(id)))
-        })
+        .filter(|r| invariants::calls_naming(&calls, &r.job_ids) == 0)
         .count();
     sim.shutdown().await;
     Ok(ChaosReport {

@@ -115,6 +115,15 @@ pub fn check(
     violations
 }
 
+/// How many of the stop calls name any of `job_ids` (requests use disjoint job ids, so these
+/// are the calls made for the generation that has them).
+pub fn calls_naming(calls: &[Vec<i64>], job_ids: &[i64]) -> usize {
+    calls
+        .iter()
+        .filter(|call| call.iter().any(|id| job_ids.contains(id)))
+        .count()
+}
+
 fn check_request(
     request: &Observed,
     calls: &[Vec<i64>],
@@ -131,15 +140,9 @@ fn check_request(
             phase: phase_name.clone(),
         });
     }
-    let calls_naming = |job_ids: &[i64]| {
-        calls
-            .iter()
-            .filter(|call| call.iter().any(|id| job_ids.contains(id)))
-            .count()
-    };
     // An earlier generation may have had its call or been replaced before it; never two.
     for (index, job_ids) in request.superseded_job_ids.iter().enumerate() {
-        let made = calls_naming(job_ids);
+        let made = calls_naming(calls, job_ids);
         if made > 1 {
             violations.push(Violation::RepeatedCall {
                 name: name.clone(),
@@ -149,7 +152,7 @@ fn check_request(
             });
         }
     }
-    let made = calls_naming(&request.job_ids);
+    let made = calls_naming(calls, &request.job_ids);
     if made > 1 {
         violations.push(Violation::RepeatedCall {
             name: name.clone(),
