@@ -5,7 +5,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-version=$(sed -n 's/^[[:space:]]*k8s\.io\/kubernetes \(v[0-9][^ ]*\).*/\1/p' "$here/go.mod" | head -n1)
+# sed quits at the first match itself: a `| head` could kill it with SIGPIPE under pipefail.
+version=$(sed -n '/^[[:space:]]*k8s\.io\/kubernetes v[0-9]/{s/^[[:space:]]*k8s\.io\/kubernetes \(v[0-9][^ ]*\).*/\1/p;q}' "$here/go.mod")
 if [[ -z "$version" ]]; then
   echo "build.sh: cannot find the k8s.io/kubernetes version in $here/go.mod" >&2
   exit 1
