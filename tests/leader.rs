@@ -13,7 +13,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -36,11 +35,11 @@ fn config(namespace: &str, identity: &str) -> LeaderConfig {
 /// binds it to the operator's ServiceAccount there; returns that account's user and groups.
 async fn grant_shipped_role(cp: &ControlPlane, namespace: &str) -> (String, [String; 2]) {
     let manifests = std::fs::read_to_string("deploy/base/rbac.yaml").unwrap();
-    let mut role = serde_yaml::Deserializer::from_str(&manifests)
-        .map(serde_yaml::Value::deserialize)
-        .map(Result::unwrap)
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&manifests).unwrap();
+    let mut role = documents
+        .into_iter()
         .find(|doc| doc["kind"] == "Role")
-        .map(|doc| serde_yaml::from_value::<Role>(doc).unwrap())
+        .map(|doc| serde_json::from_value::<Role>(doc).unwrap())
         .expect("deploy/base/rbac.yaml has a Role");
     role.metadata.namespace = Some(namespace.to_owned());
     let role_name = role.metadata.name.clone().unwrap();

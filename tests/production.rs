@@ -24,7 +24,7 @@ fn request(name: &str, ids: &[i64], extra: &str) -> JobStopRequest {
     let yaml = format!(
         "apiVersion: dli.stop-operator.io/v1alpha1\nkind: JobStopRequest\nmetadata:\n  name: {name}\nspec:\n  jobIds: {ids:?}\n  confirm:\n    enabled: false\n{extra}"
     );
-    serde_yaml::from_str(&yaml).expect("valid request")
+    serde_saphyr::from_str(&yaml).expect("valid request")
 }
 
 fn free_port() -> u16 {

@@ -157,7 +157,7 @@ async fn demo(args: Args) -> Result<(), String> {
     )
     .await?;
     let pretty = serde_json::from_str::<serde_json::Value>(&status)
-        .and_then(|v| serde_yaml::to_string(&v).map_err(serde::ser::Error::custom))
+        .and_then(|v| serde_saphyr::to_string(&v).map_err(serde::ser::Error::custom))
         .unwrap_or(status);
     println!("{pretty}");
     println!(

@@ -43,7 +43,7 @@ pub enum TestEnvError {
     #[error("invalid kubeconfig: {0}")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
     #[error("could not write kubeconfig: {0}")]
-    KubeconfigYaml(#[from] serde_yaml::Error),
+    KubeconfigYaml(#[from] serde_saphyr::SerializeError),
     #[error("USE_EXISTING_CLUSTER=true but no usable kubeconfig: {0}")]
     ExistingCluster(#[from] kube::config::InferConfigError),
     #[error("Kubernetes API call failed: {0}")]

@@ -82,7 +82,7 @@ mod tests {
             Path::new("/t/u.key"),
             "alice",
         );
-        let yaml = serde_yaml::to_string(&config).unwrap();
+        let yaml = serde_saphyr::to_string(&config).unwrap();
         let parsed = Kubeconfig::from_yaml(&yaml).unwrap();
         assert_eq!(parsed.current_context.as_deref(), Some("alice"));
         let cluster = parsed.clusters[0].cluster.as_ref().unwrap();

@@ -249,7 +249,7 @@ impl ControlPlane {
         };
         self.write(
             &format!("{stem}.kubeconfig"),
-            &serde_yaml::to_string(&config)?,
+            &serde_saphyr::to_string(&config)?,
         )
     }
 
@@ -353,7 +353,7 @@ impl ControlPlane {
             &admin_key,
             "admin",
         );
-        let kubeconfig_path = put("admin.kubeconfig", &serde_yaml::to_string(&admin)?)?;
+        let kubeconfig_path = put("admin.kubeconfig", &serde_saphyr::to_string(&admin)?)?;
         let config =
             kube::Config::from_custom_kubeconfig(admin, &KubeConfigOptions::default()).await?;
         let client = kube::Client::try_from(config.clone())?;
@@ -413,7 +413,7 @@ impl ControlPlane {
         stale::claim(&root).map_err(|e| TestEnvError::io("mark the temp dir as ours", e))?;
         let kubeconfig_path = write_file(
             &root.join("current.kubeconfig"),
-            &serde_yaml::to_string(&kubeconfig)?,
+            &serde_saphyr::to_string(&kubeconfig)?,
         )?;
         let kubectl = if assets.kubectl.path.is_file() {
             assets.kubectl.path.clone()
