@@ -5,23 +5,17 @@ use std::time::Duration;
 
 use crate::telemetry::LogFormat;
 
-/// Parses a duration in whole seconds (`30`) or with a unit (`30s`, `5m`, `1h`, `500ms`).
+/// Parses a flag's duration: a bare number is whole seconds (`30`), anything else is read by
+/// jiff's friendly or ISO 8601 format (`30s`, `5m`, `1h30m`, `500ms`, `PT5M`).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration: write e.g. 30s, 5m or 500ms"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "ms" => Ok(Duration::from_millis(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        "h" => Ok(Duration::from_secs(number * 3600)),
-        _ => Err(format!("`{value}` has an unknown unit: use ms, s, m or h")),
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
     }
+    let signed: jiff::SignedDuration = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration: write e.g. 30s, 5m, 1h30m or 500ms"))?;
+    Duration::try_from(signed).map_err(|_| format!("`{value}` is negative: write 0s or more"))
 }
 
 /// Settings of the controller process.
@@ -109,8 +103,16 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 0s "), Ok(Duration::ZERO));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+        assert!(parse_duration("").is_err());
     }
 
     /// The README's configuration table is where users find flags: one missing there does
