@@ -952,56 +952,28 @@ async fn the_admin_api_drives_the_sim_from_outside() {
     let http = client();
     let admin = |path: &str| format!("{}/_sim/{path}", sim.endpoint());
     let post = |path: &str, body: Value| http.post(admin(path)).json(&body).send();
-
-    assert!(
-        post("jobs", json!({"ids": [1, 2]}))
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
-    assert!(
-        post("jobs", json!({"ids": [3], "status": "job_cancel_success"}))
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
-    assert!(
-        post(
+    let setup = [
+        ("jobs", json!({"ids": [1, 2]})),
+        ("jobs", json!({"ids": [3], "status": "job_cancel_success"})),
+        (
             "credentials",
-            json!({"access_keys": [{"access_key": AK, "secret_key": SK}]})
-        )
-        .await
-        .unwrap()
-        .status()
-        .is_success()
-    );
-    assert!(
-        post("outcomes", json!({"ids": [2], "outcome": "hang"}))
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
-    assert!(
-        post("settings", json!({"answer_shape": "single_element"}))
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
-    assert!(post("faults", json!({"operation": "batch_stop", "fault": {"kind": "status429", "retry_after_secs": 1}})).await.unwrap().status().is_success());
-    assert!(
-        post(
+            json!({"access_keys": [{"access_key": AK, "secret_key": SK}]}),
+        ),
+        ("outcomes", json!({"ids": [2], "outcome": "hang"})),
+        ("settings", json!({"answer_shape": "single_element"})),
+        (
             "faults",
-            json!({"operation": "batch_stop", "fault": {"kind": "hold", "applied": false}})
-        )
-        .await
-        .unwrap()
-        .status()
-        .is_success()
-    );
+            json!({"operation": "batch_stop", "fault": {"kind": "status429", "retry_after_secs": 1}}),
+        ),
+        (
+            "faults",
+            json!({"operation": "batch_stop", "fault": {"kind": "hold", "applied": false}}),
+        ),
+    ];
+    for (path, body) in setup {
+        let status = post(path, body.clone()).await.unwrap().status();
+        assert!(status.is_success(), "POST /_sim/{path} {body}: {status}");
+    }
 
     let caller = Caller::new(&sim);
     assert_eq!(
