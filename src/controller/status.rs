@@ -731,19 +731,28 @@ mod tests {
         }
     }
 
+    /// `generation` of `spec` claimed at 0 s and answered by DLI with `jobs` at 1 s.
+    fn claimed_and_answered(
+        spec: &JobStopRequestSpec,
+        generation: i64,
+        jobs: &[(i64, Option<bool>)],
+    ) -> (JobStopRequestStatus, JobStopRequestStatus) {
+        let claimed = claim(
+            &JobStopRequestStatus::default(),
+            spec,
+            generation,
+            "op-a",
+            &time(0),
+        );
+        let answered = delivered(&claimed, spec, generation, &answer(jobs), &time(1));
+        (claimed, answered)
+    }
+
     /// Generation 1 of jobs 128 and 137, claimed at 0 s and accepted by DLI at 1 s.
     fn claimed_and_accepted(
         spec: &JobStopRequestSpec,
     ) -> (JobStopRequestStatus, JobStopRequestStatus) {
-        let claimed = claim(&JobStopRequestStatus::default(), spec, 1, "op-a", &time(0));
-        let accepted = delivered(
-            &claimed,
-            spec,
-            1,
-            &answer(&[(128, Some(true)), (137, Some(true))]),
-            &time(1),
-        );
-        (claimed, accepted)
+        claimed_and_answered(spec, 1, &[(128, Some(true)), (137, Some(true))])
     }
 
     fn observe(job_id: i64, status: &str) -> JobObservation {
@@ -814,14 +823,7 @@ mod tests {
     #[test]
     fn delivered_without_confirmation_is_ready_at_once() {
         let spec = spec(&[128, 137], false);
-        let claimed = claim(&JobStopRequestStatus::default(), &spec, 2, "op-a", &time(0));
-        let status = delivered(
-            &claimed,
-            &spec,
-            2,
-            &answer(&[(128, Some(true)), (137, Some(true))]),
-            &time(1),
-        );
+        let (_, status) = claimed_and_answered(&spec, 2, &[(128, Some(true)), (137, Some(true))]);
         assert_eq!(status.observed_generation, Some(2));
         assert_eq!(status.phase, Some(Phase::Succeeded));
         assert_eq!(condition(&status, READY), ("True", reason::STOP_DELIVERED));
@@ -911,14 +913,7 @@ mod tests {
     #[test]
     fn a_job_dli_refused_makes_the_request_partially_failed() {
         let spec = spec(&[128, 137], false);
-        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
-        let status = delivered(
-            &claimed,
-            &spec,
-            1,
-            &answer(&[(128, Some(true)), (137, Some(false))]),
-            &time(1),
-        );
+        let (_, status) = claimed_and_answered(&spec, 1, &[(128, Some(true)), (137, Some(false))]);
         assert_eq!(status.phase, Some(Phase::PartiallyFailed));
         assert_eq!(condition(&status, STALLED), ("True", reason::JOBS_FAILED));
         let ready = conditions::find(&status.conditions, READY).expect("ready");
@@ -932,14 +927,7 @@ mod tests {
     #[test]
     fn unknown_per_job_outcome_waits_for_confirmation_even_when_confirm_is_off() {
         let spec = spec(&[1, 2, 3], false);
-        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
-        let status = delivered(
-            &claimed,
-            &spec,
-            1,
-            &answer(&[(1, None), (2, None), (3, None)]),
-            &time(1),
-        );
+        let (_, status) = claimed_and_answered(&spec, 1, &[(1, None), (2, None), (3, None)]);
         assert_eq!(status.phase, Some(Phase::Confirming));
         assert_eq!(status.results[0].is_success, None);
     }
