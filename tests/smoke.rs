@@ -336,18 +336,3 @@ fn assert_forbidden(error: &kube::Error, expected: &str) {
         other => panic!("expected 403 Forbidden, got {other}"),
     }
 }
-
-/// Start-up cost of a private control plane: `cargo test --all-features --test smoke -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore = "measurement, not a check"]
-async fn startup_time_median_of_five() {
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let began = Instant::now();
-        let cp = ControlPlane::start().await.expect("control plane");
-        times.push(began.elapsed());
-        drop(cp);
-    }
-    times.sort();
-    println!("control-plane start-up: median {:?} of {times:?}", times[2]);
-}

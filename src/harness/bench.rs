@@ -72,6 +72,8 @@ pub struct ApiCalls {
 pub struct OperatorRun {
     pub concurrency: u16,
     pub requests: usize,
+    /// From spawning the process until `/readyz` answered 200.
+    pub startup_ms: f64,
     pub ready: usize,
     pub wall_seconds: f64,
     pub throughput_per_second: f64,
@@ -128,6 +130,10 @@ pub struct Round {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub started_at: String,
+    /// Start-up of the local etcd + kube-apiserver the bench ran on, one sample per start.
+    pub control_plane_startup: Latencies,
+    /// Start-up of the operator (spawn to `/readyz` 200), one sample per operator run.
+    pub operator_startup: Latencies,
     /// `/proc/loadavg` at the start and the end: other work on the machine skews every figure.
     pub load_average: [String; 2],
     pub config: BenchConfig,
@@ -147,8 +153,29 @@ pub struct BenchReport {
     pub problems: Vec<String>,
 }
 
-/// Runs every measurement on `cp` (which must have the CRD installed, see [`world::install_crd`]).
-pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, HarnessError> {
+/// Starts etcd and kube-apiserver `starts` times (at least once), timing each start, and keeps
+/// the last control plane, with the CRD installed, for the measurements.
+pub async fn start_control_plane(
+    starts: usize,
+) -> Result<(ControlPlane, Vec<Duration>), HarnessError> {
+    let mut times = Vec::new();
+    loop {
+        let began = Instant::now();
+        let cp = ControlPlane::start().await?;
+        times.push(began.elapsed());
+        if times.len() >= starts.max(1) {
+            world::install_crd(&cp).await?;
+            return Ok((cp, times));
+        }
+    }
+}
+
+/// Runs every measurement on `cp`, started by [`start_control_plane`] in `control_plane_starts`.
+pub async fn run(
+    cp: &ControlPlane,
+    control_plane_starts: &[Duration],
+    config: BenchConfig,
+) -> Result<BenchReport, HarnessError> {
     crate::run::install_crypto_provider();
     let started_at = jiff::Timestamp::now().to_string();
     let load_before = load_average();
@@ -204,6 +231,8 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
         .collect();
     let ratio_with_events = median(figures.iter().map(|r| r.ratio_with_events));
     let median_round = median_index(&figures);
+    let mut operator_startups: Vec<Duration> =
+        rounds.iter().map(|(main, _, _)| main.startup()).collect();
     let (main, floor, floor_with_events) = rounds.swap_remove(median_round);
     let mut sweep = Vec::new();
     for &concurrency in &config.sweep {
@@ -213,6 +242,7 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
         ));
         let run = operator_run(cp, &config, concurrency, config.sweep_requests).await?;
         check_run(&run, &mut problems);
+        operator_startups.push(run.startup());
         sweep.push(run);
     }
     let rest = if config.rest_requests > 0 {
@@ -234,6 +264,8 @@ pub async fn run(cp: &ControlPlane, config: BenchConfig) -> Result<BenchReport, 
     Ok(BenchReport {
         ratio: figures[median_round].ratio,
         started_at,
+        control_plane_startup: stats::latencies(control_plane_starts),
+        operator_startup: stats::latencies(&operator_startups),
         load_average: [load_before, load_average()],
         config,
         rounds: figures,
@@ -344,8 +376,10 @@ async fn operator_run(
     let sim = world::start_sim(world::instant_sim(), &jobs).await?;
     let api: Api<JobStopRequest> = Api::namespaced(client.clone(), &namespace);
     let http = reqwest::Client::new();
+    let spawned = Instant::now();
     let (mut operator, port) = start_operator(cp, config, &namespace, &sim, concurrency)?;
-    wait_serving(&http, port, &mut operator).await?;
+    wait_ready(&http, port, &mut operator).await?;
+    let startup = spawned.elapsed();
 
     let tracker = ReadyTracker::spawn(api.clone());
     let before = world::apiserver_figures(&client).await?;
@@ -398,6 +432,7 @@ async fn operator_run(
     Ok(OperatorRun {
         concurrency,
         requests,
+        startup_ms: startup.as_secs_f64() * 1000.0,
         ready,
         wall_seconds: wall.as_secs_f64(),
         throughput_per_second: stats::per_second(ready, wall),
@@ -411,6 +446,12 @@ async fn operator_run(
         cpu_seconds_by_process,
         api_calls: per_request(&before, &after, requests),
     })
+}
+
+impl OperatorRun {
+    fn startup(&self) -> Duration {
+        Duration::from_secs_f64(self.startup_ms / 1000.0)
+    }
 }
 
 /// Milliseconds per event from a histogram's count and sum (in seconds).
@@ -471,25 +512,27 @@ impl MachineCpu {
     }
 }
 
-/// Waits until the operator serves `/metrics`, failing early if it exits.
-async fn wait_serving(
+/// Waits until the operator's `/readyz` answers 200, failing early if it exits.
+async fn wait_ready(
     http: &reqwest::Client,
     port: u16,
     operator: &mut OperatorProcess,
 ) -> Result<(), HarnessError> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
     loop {
         operator.check_alive()?;
-        if world::operator_metrics(http, port).await.is_some() {
+        let answer = http.get(&readyz).send().await;
+        if answer.is_ok_and(|answer| answer.status().is_success()) {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(HarnessError::Timeout {
-                what: "the operator to serve /metrics".to_string(),
+                what: "the operator to answer /readyz".to_string(),
                 seconds: 30,
             });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -778,6 +821,15 @@ pub fn render(report: &BenchReport) -> String {
     ));
     if let Some(cpu) = report.main.cpu_ms_per_request {
         line(format!("operator CPU per request: {cpu:.2} ms"));
+    }
+    for (what, startup) in [
+        ("operator (spawn to /readyz)", &report.operator_startup),
+        ("etcd + kube-apiserver", &report.control_plane_startup),
+    ] {
+        line(format!(
+            "start-up of {what}: median {:.0} ms, max {:.0} ms ({} start(s))",
+            startup.p50_ms, startup.max_ms, startup.count
+        ));
     }
     let cpu: Vec<String> = report
         .main
