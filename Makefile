@@ -4,7 +4,7 @@ CARGO ?= cargo
 CONTROL_PLANE_BUILD := tests/control-plane/build.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help control-plane build fmt fmt-check lint test test-unit crds run demo bench chaos clean
+.PHONY: help control-plane build fmt fmt-check lint doc test test-unit crds run demo bench chaos clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +24,10 @@ fmt-check: ## Fail if the code is not formatted
 lint: ## Clippy on everything, warnings are errors
 	$(CARGO) clippy --all-features --all-targets -- -D warnings
 
-test: control-plane fmt-check lint ## Everything CI checks: unit, integration and end-to-end tests on a real control plane
+doc: ## API docs; broken intra-doc links are errors
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
+
+test: control-plane fmt-check lint doc ## Everything CI checks: unit, integration and end-to-end tests on a real control plane
 	$(CARGO) test --all-features
 
 test-unit: ## Unit tests only (no control plane needed)
