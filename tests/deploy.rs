@@ -3,6 +3,8 @@
 //! the operator's ServiceAccount exactly what it needs: asked through `kubectl auth can-i`.
 //!
 //! One test on purpose: both parts install into the cluster-wide `dli-stop-operator` namespace.
+//! The monitoring kustomization is only built here (the API server has no Prometheus Operator
+//! CRDs); `tests/monitoring.rs` checks what it says.
 
 use std::process::Output;
 
@@ -148,4 +150,30 @@ async fn the_manifests_install_and_grant_least_privilege() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_monitoring_kustomization_builds() {
+    let cp = ControlPlane::shared().await.unwrap();
+    let output = kubectl(cp, &["kustomize", "deploy/monitoring/"]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&stdout).unwrap();
+    let mut kinds: Vec<&str> = documents
+        .iter()
+        .map(|doc| {
+            assert_eq!(doc["metadata"]["namespace"], "dli-stop-operator", "{doc}");
+            assert_eq!(
+                doc["metadata"]["labels"]["app.kubernetes.io/part-of"],
+                "dli-stop-operator"
+            );
+            doc["kind"].as_str().unwrap()
+        })
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["PrometheusRule", "ServiceMonitor"]);
 }
