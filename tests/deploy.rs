@@ -2,13 +2,14 @@
 //! installs cleanly (schemas, Pod Security "restricted" without warnings), and the RBAC grants
 //! the operator's ServiceAccount exactly what it needs: asked through `kubectl auth can-i`.
 //!
-//! One test on purpose: both parts install into the cluster-wide `dli-stop-operator` namespace.
-//! The monitoring kustomization is only built here (the API server has no Prometheus Operator
-//! CRDs); `tests/monitoring.rs` checks what it says.
+//! `deploy/monitoring/` then applies against the Prometheus Operator's own CRDs with strict
+//! validation; `tests/monitoring.rs` checks what its alerts say.
+//!
+//! One test on purpose: all parts install into the cluster-wide `dli-stop-operator` namespace.
 
 use std::process::Output;
 
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_operator::testenv::{ControlPlane, monitoring_crds_dir};
 
 const OPERATOR: &str = "system:serviceaccount:dli-stop-operator:dli-stop-operator";
 const JSR: &str = "jobstoprequests.dli.stop-operator.io";
@@ -140,6 +141,8 @@ async fn the_manifests_install_and_grant_least_privilege() {
     let cases: Vec<(&[&str], bool)> = base.iter().map(|(a, e)| (a.as_slice(), *e)).collect();
     assert_operator_can(cp, &cases).await;
 
+    install_monitoring(cp).await;
+
     apply(cp, &["apply", "-k", "deploy/overlays/cluster-secrets/"]).await;
     assert_operator_can(
         cp,
@@ -152,28 +155,36 @@ async fn the_manifests_install_and_grant_least_privilege() {
     .await;
 }
 
-#[tokio::test]
-async fn the_monitoring_kustomization_builds() {
-    let cp = ControlPlane::shared().await.unwrap();
-    let output = kubectl(cp, &["kustomize", "deploy/monitoring/"]).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+/// Installs the Prometheus Operator's CRDs (never replacing ones a cluster already has), then
+/// `deploy/monitoring/` with unknown fields refused.
+async fn install_monitoring(cp: &ControlPlane) {
+    let crds = monitoring_crds_dir(&|name| std::env::var(name).ok());
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        crds.join("version").is_file(),
+        "no Prometheus Operator CRDs in {}: run `make control-plane`",
+        crds.display()
     );
-    let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&stdout).unwrap();
-    let mut kinds: Vec<&str> = documents
-        .iter()
-        .map(|doc| {
-            assert_eq!(doc["metadata"]["namespace"], "dli-stop-operator", "{doc}");
-            assert_eq!(
-                doc["metadata"]["labels"]["app.kubernetes.io/part-of"],
-                "dli-stop-operator"
-            );
-            doc["kind"].as_str().unwrap()
-        })
-        .collect();
-    kinds.sort_unstable();
-    assert_eq!(kinds, ["PrometheusRule", "ServiceMonitor"]);
+    let created = kubectl(cp, &["create", "-f", &crds.to_string_lossy()]).await;
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        created.status.success() || stderr.lines().all(|line| line.contains("AlreadyExists")),
+        "creating the Prometheus Operator CRDs failed: {stderr}"
+    );
+    for crd in [
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+    ] {
+        cp.wait_crd_established(crd, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    let warnings = apply(
+        cp,
+        &["apply", "--validate=strict", "-k", "deploy/monitoring/"],
+    )
+    .await;
+    assert!(
+        !warnings.contains("Warning"),
+        "deploy/monitoring/ applies without warnings:\n{warnings}"
+    );
 }

@@ -50,7 +50,17 @@ pub struct Assets {
 /// `${DLI_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dli-stop-operator/control-plane}/<version>`,
 /// the same place `tests/control-plane/build.sh` writes to.
 pub fn cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    let root = match non_empty(env, "DLI_CONTROL_PLANE_CACHE") {
+    cache_root(env).join(KUBERNETES_VERSION)
+}
+
+/// Where `tests/control-plane/build.sh` puts the Prometheus Operator's CRDs (ServiceMonitor,
+/// PrometheusRule) that `deploy/monitoring/` is applied against.
+pub fn monitoring_crds_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    cache_root(env).join("prometheus-operator-crds")
+}
+
+fn cache_root(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    match non_empty(env, "DLI_CONTROL_PLANE_CACHE") {
         Some(dir) => PathBuf::from(dir),
         None => {
             let cache_home = non_empty(env, "XDG_CACHE_HOME")
@@ -61,8 +71,7 @@ pub fn cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
                 });
             cache_home.join("dli-stop-operator").join("control-plane")
         }
-    };
-    root.join(KUBERNETES_VERSION)
+    }
 }
 
 /// Picks each binary: its `TEST_ASSET_*` override, else `KUBEBUILDER_ASSETS`, else the default
@@ -141,6 +150,10 @@ mod tests {
         );
         let env = env_of(&[("XDG_CACHE_HOME", "/x"), ("DLI_CONTROL_PLANE_CACHE", "/c")]);
         assert_eq!(cache_dir(&env), PathBuf::from("/c/v1.37.2"));
+        assert_eq!(
+            monitoring_crds_dir(&env),
+            PathBuf::from("/c/prometheus-operator-crds")
+        );
     }
 
     #[test]

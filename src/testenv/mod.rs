@@ -38,7 +38,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
-pub use assets::{KUBERNETES_VERSION, cache_dir};
+pub use assets::{KUBERNETES_VERSION, cache_dir, monitoring_crds_dir};
 pub use error::TestEnvError;
 pub use process::die_with_parent;
 pub use wait::wait_for;

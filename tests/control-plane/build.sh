@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and kubectl (the version pinned in go.mod) into a cache outside
 # target/, once: later runs only print where the binaries are. With KUBEBUILDER_ASSETS set
-# the tests use that directory, so there is nothing to build.
+# the tests use that directory, so there is nothing to build. Either way it fetches the
+# Prometheus Operator CRDs the tests apply deploy/monitoring/ against.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,6 +13,27 @@ if [[ -z "$version" ]]; then
   exit 1
 fi
 
+cache_root=${DLI_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dli-stop-operator/control-plane}
+out="$cache_root/$version"
+
+# ServiceMonitor and PrometheusRule as the Prometheus Operator defines them, from its module
+# source on the Go module proxy (the same place the Kubernetes sources come from).
+prometheus_operator=v0.85.0
+monitoring_crds="$cache_root/prometheus-operator-crds"
+if [[ "$(cat "$monitoring_crds/version" 2>/dev/null || true)" != "$prometheus_operator" ]]; then
+  command -v go >/dev/null || { echo "build.sh: Go is needed to fetch the Prometheus Operator CRDs" >&2; exit 1; }
+  # From / (no go.mod there), so the download changes neither go.mod nor go.sum here.
+  module_dir=$(cd / && go mod download -json "github.com/prometheus-operator/prometheus-operator@$prometheus_operator" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$monitoring_crds"
+  for kind in servicemonitors prometheusrules; do
+    # install, not cp: files in the module cache are read-only, and a copy would stay so.
+    install -m 0644 "$module_dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$monitoring_crds/"
+  done
+  echo "$prometheus_operator" > "$monitoring_crds/version"
+fi
+echo "Prometheus Operator CRDs: $monitoring_crds ($prometheus_operator)"
+
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS is set: using its kube-apiserver, etcd and kubectl, building nothing"
   for bin in kube-apiserver etcd kubectl; do
@@ -19,9 +41,6 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   done
   exit 0
 fi
-
-cache_root=${DLI_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dli-stop-operator/control-plane}
-out="$cache_root/$version"
 
 built_version() {
   [[ -x "$out/kube-apiserver" && -x "$out/kubectl" ]] || return 1
