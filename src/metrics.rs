@@ -289,6 +289,18 @@ impl Metrics {
         }
     }
 
+    /// Drops the per-phase counts. A replica that stops leading no longer watches the
+    /// requests; series frozen at their last values would contradict the new leader's.
+    pub fn forget_requests_by_phase(&self) {
+        let mut reported = self
+            .inner
+            .reported_phases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reported.clear();
+        self.inner.requests_by_phase.clear();
+    }
+
     /// Records whether this replica currently leads.
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
@@ -416,6 +428,18 @@ mod tests {
         let text = metrics.encode();
         assert!(text.contains("dli_stop_operator_requests{phase=\"Succeeded\"} 6"));
         assert!(text.contains("dli_stop_operator_requests{phase=\"Confirming\"} 0"));
+    }
+
+    #[test]
+    fn forgotten_phase_counts_leave_no_series_and_come_back_when_set() {
+        let metrics = Metrics::new();
+        metrics.set_requests_by_phase(&[("Unknown", 1), ("Succeeded", 4)]);
+        metrics.forget_requests_by_phase();
+        assert!(!metrics.encode().contains("dli_stop_operator_requests{"));
+        metrics.set_requests_by_phase(&[("Succeeded", 5)]);
+        let text = metrics.encode();
+        assert!(text.contains("dli_stop_operator_requests{phase=\"Succeeded\"} 5"));
+        assert!(!text.contains("phase=\"Unknown\""));
     }
 
     #[test]

@@ -11,8 +11,9 @@ use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
 use dli_stop_operator::sim::{DliSim, SimConfig};
 use dli_stop_operator::testenv::ControlPlane;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use support::{
     ACCESS_KEY, FAST_TIMINGS, Operator, SECRET_KEY, install_crd, repo_path, run_kubectl,
 };
@@ -67,6 +68,22 @@ async fn scrape(port: u16) -> String {
         .text()
         .await
         .expect("metrics body")
+}
+
+/// Scrapes `port` until `done` holds for the page, for at most 30 s.
+async fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = scrape(port).await;
+        if done(&page) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never: {what}\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn wait_all(
@@ -330,4 +347,42 @@ async fn two_replicas_with_the_shipped_rbac_stop_each_job_exactly_once() {
         .map(|id| (*id, sim.stop_calls(*id)))
         .collect();
     assert!(by_id.values().all(|calls| *calls == 1), "{by_id:?}");
+
+    // A replica that loses the Lease stops exporting request counts: frozen at their last
+    // values they would keep alerts such as DliStopOutcomeUnknown firing.
+    let survivor_port = ports[1 - leader_index];
+    scrape_until(
+        survivor_port,
+        "the leader counts the finished requests",
+        |page| counter(page, "dli_stop_operator_requests", &["phase=\"Succeeded\""]) >= 60.0,
+    )
+    .await;
+    let now = serde_json::to_value(MicroTime(jiff::Timestamp::now())).expect("time");
+    let taken = serde_json::json!({"spec": {
+        "holderIdentity": "intruder",
+        "acquireTime": now,
+        "renewTime": now,
+        "leaseDurationSeconds": 3600,
+    }});
+    leases
+        .patch(
+            "dli-stop-operator",
+            &PatchParams::default(),
+            &Patch::Merge(&taken),
+        )
+        .await
+        .expect("take the lease");
+    scrape_until(
+        survivor_port,
+        "the replica notices it lost the lease",
+        |page| counter(page, "dli_stop_operator_leader", &[]) == 0.0,
+    )
+    .await;
+    // The controller stops just after leadership ends; give it a moment to forget the counts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let page = scrape(survivor_port).await;
+    assert!(
+        !page.contains("dli_stop_operator_requests{"),
+        "a replica that does not lead still exports request counts:\n{page}"
+    );
 }

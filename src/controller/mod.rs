@@ -184,6 +184,9 @@ pub async fn run(
         })
         .await;
     phases.abort();
+    // Wait for the task to end, so no count it was writing can land after they are forgotten.
+    let _ = phases.await;
+    ctx.metrics.forget_requests_by_phase();
     info!("controller stopped");
 }
 
