@@ -52,8 +52,6 @@ pub enum DliOperation {
     BatchStop,
     /// `GET .../streaming/jobs/{id}`.
     JobDetail,
-    /// `GET .../streaming/jobs` (used by `check`).
-    ListJobs,
     /// `POST .../v3/auth/tokens` on IAM.
     IamToken,
 }
@@ -64,7 +62,6 @@ impl DliOperation {
         match self {
             Self::BatchStop => "batch_stop",
             Self::JobDetail => "job_detail",
-            Self::ListJobs => "list_jobs",
             Self::IamToken => "iam_token",
         }
     }

@@ -21,6 +21,7 @@ use super::plan::{self, Step};
 use super::status::{self as transition, JobObservation, JobVerdict};
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, Submission, SubmissionState};
 use crate::dli::DliClient;
+use crate::metrics::ReconcileResult;
 
 /// How many job-detail calls one request makes at once.
 const DETAIL_CONCURRENCY: usize = 8;
@@ -28,14 +29,18 @@ const DETAIL_CONCURRENCY: usize = 8;
 pub async fn reconcile(request: Arc<JobStopRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_step(&request, &ctx).await;
-    ctx.metrics.reconcile(
-        match &result {
-            Ok(_) => crate::metrics::ReconcileResult::Success,
-            Err(_) => crate::metrics::ReconcileResult::Error,
-        },
-        started.elapsed(),
-    );
+    ctx.metrics
+        .reconcile(reconcile_result(&result), started.elapsed());
     result
+}
+
+/// How a reconcile ended, for the metrics: a requeue means a step is still to come.
+fn reconcile_result(result: &Result<Action, Error>) -> ReconcileResult {
+    match result {
+        Ok(action) if *action == Action::await_change() => ReconcileResult::Success,
+        Ok(_) => ReconcileResult::Requeue,
+        Err(_) => ReconcileResult::Error,
+    }
 }
 
 async fn reconcile_step(request: &Arc<JobStopRequest>, ctx: &Context) -> Result<Action, Error> {
@@ -456,6 +461,16 @@ mod tests {
     use crate::dli::ClientOptions;
     use crate::metrics::Metrics;
     use crate::sim::{DliSim, SimConfig};
+
+    #[test]
+    fn a_reconcile_that_asks_to_come_back_counts_as_a_requeue() {
+        let done: Result<Action, Error> = Ok(Action::await_change());
+        let later: Result<Action, Error> = Ok(Action::requeue(Duration::from_secs(10)));
+        let failed: Result<Action, Error> = Err(Error::ClaimLost);
+        assert_eq!(reconcile_result(&done), ReconcileResult::Success);
+        assert_eq!(reconcile_result(&later), ReconcileResult::Requeue);
+        assert_eq!(reconcile_result(&failed), ReconcileResult::Error);
+    }
 
     async fn body_of(request: Request<Body>) -> Vec<u8> {
         request
