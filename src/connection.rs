@@ -1,5 +1,6 @@
 //! A DLI connection (endpoint, project, credentials, CA) read from a Secret or `DLI_*`
-//! variables (design.md section 4). Parsing is pure; errors name keys, never values.
+//! variables (the keys are in the README, "Connections and credentials"). Parsing is pure;
+//! errors name keys, never values.
 
 use std::collections::BTreeMap;
 
@@ -83,7 +84,7 @@ impl Connection {
         self.endpoint.scheme() == "http" || iam_plain
     }
 
-    /// From a Secret's `data` (design.md section 4 key names).
+    /// From a Secret's `data`, keyed as the README documents.
     pub fn from_secret_data(
         data: &BTreeMap<String, k8s_openapi::ByteString>,
     ) -> Result<Connection, ConnectionError> {

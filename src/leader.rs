@@ -32,7 +32,8 @@ pub struct LeaderConfig {
     pub lease_name: String,
     /// Namespace of the Lease object (normally the operator's own).
     pub lease_namespace: String,
-    /// This replica's name in `spec.holderIdentity`; unique per replica (the pod name).
+    /// This replica's name in `spec.holderIdentity`; unique per process (the pod name, process
+    /// id and start time).
     pub identity: String,
     /// How long a lease stays valid after its last renewal. At least 2s; fractions of a
     /// second are dropped (the Lease API counts whole seconds).

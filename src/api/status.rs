@@ -1,7 +1,8 @@
 //! What the operator reports back on a `JobStopRequest`.
 //!
-//! Every field is optional or defaulted when read, so an object written by an older or newer
-//! operator never fails to deserialize and never stops the controller.
+//! Fields are optional or defaulted when read, except the few every writer sets together (a
+//! summary's counts, a result's job id, a submission's generation, an answer element's
+//! `isSuccess`), so a status written by an older or newer operator still deserializes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
@@ -167,7 +168,7 @@ pub struct JobResult {
     /// DLI's message for this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The last DLI job status seen while confirming.
+    /// The last DLI job status seen while confirming or resolving an unknown outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// The savepoint DLI reported for this job.

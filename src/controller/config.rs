@@ -55,7 +55,7 @@ pub struct RunArgs {
     pub retry_max_backoff: Duration,
 
     /// Shortest delay between two job-detail polls while confirming (and before resolving an
-    /// unanswered call).
+    /// unanswered call); the last poll before the confirm timeout may come sooner.
     #[arg(long, env = "CONFIRM_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub confirm_poll_interval: Duration,
 

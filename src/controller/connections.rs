@@ -16,7 +16,8 @@ use crate::metrics::Metrics;
 /// Why a request has no usable connection. Messages name keys and Secrets, never values.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionProblem {
-    /// The user must fix something; the request waits in `Pending`.
+    /// The user must fix something. Before the stop call the request waits in `Pending`;
+    /// after it (confirming, resolving) it keeps its phase and retries.
     #[error("{0}")]
     Invalid(String),
     /// The API server could not be asked; try again.

@@ -25,7 +25,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short label for metrics and logs.
+    /// A short label for the error policy's log line.
     pub fn label(&self) -> &'static str {
         match self {
             Error::StatusWrite(_) => "status_write",

@@ -1,4 +1,4 @@
-//! Which step of the once-per-generation protocol (design.md section 2) applies now.
+//! Which step of the once-per-generation protocol (README, "How it works") applies now.
 
 use std::time::Duration;
 
@@ -69,7 +69,8 @@ pub fn next_step(
 }
 
 /// Delay before the next try after `attempts` tries that did not reach DLI: exponential from
-/// `initial`, capped at `max`, never shorter than DLI's `Retry-After`.
+/// `initial`, capped at `max`, and never shorter than DLI's `Retry-After` unless that exceeds
+/// `max`.
 pub fn retry_backoff(
     attempts: u32,
     initial: Duration,

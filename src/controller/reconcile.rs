@@ -1,4 +1,5 @@
-//! One reconcile of a `JobStopRequest`: the protocol of design.md section 2, step by step.
+//! One reconcile of a `JobStopRequest`: the once-per-generation protocol (README, "How it
+//! works"), step by step.
 //! Decisions live in `plan` and `status` (pure); this module only reads, calls and writes.
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ pub struct JobAnswer {
 
 /// Maps the answer array onto the job ids sent.
 ///
-/// The array is not keyed by job (dli-api.md section 1): N elements for N ids map by position;
+/// The array is not keyed by job: N elements for N ids map by position;
 /// a single element applies to the whole batch (the documented example answers two ids with one
 /// element); any other count cannot be attributed, so every job's outcome stays unknown.
 pub fn map_answer(job_ids: &[i64], elements: &[AnswerElement]) -> Vec<JobAnswer> {

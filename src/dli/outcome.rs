@@ -1,5 +1,5 @@
 //! The one place that decides what a stop call's outcome means for the once-per-generation
-//! promise (design.md section 2, step 4): may it be retried, must it be resolved read-only, or
+//! promise: may it be retried, must it be resolved read-only through job detail, or
 //! is it final?
 
 use std::time::Duration;

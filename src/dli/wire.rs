@@ -1,4 +1,5 @@
-//! The JSON bodies DLI and its API gateway exchange, shaped like the real wire (dli-api.md).
+//! The JSON bodies DLI and its API gateway exchange, shaped like the real wire (e.g.
+//! `is_success` comes as a string, `"true"`).
 
 use serde::{Deserialize, Deserializer, Serialize};
 

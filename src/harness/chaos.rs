@@ -1,6 +1,6 @@
 //! `dli-chaos`: requests pour in while operator processes are SIGKILLed at random moments (some
 //! while a stop call is held open) and the stand-in injects random faults; afterwards every
-//! promise of design.md section 2 is checked (see [`invariants`]).
+//! promise of the once-per-generation protocol is checked (see [`invariants`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -197,7 +197,7 @@ mod tests {
     const NOW: &str = "2024-01-01T00:00:00Z";
     const SEED_PATH: &str = "/v1.0/48cc2c48765f481480c7db940d6409d1/streaming/jobs/stop";
     const SEED_BODY: &[u8] = br#"{"job_ids":[128,137],"trigger_savepoint":false}"#;
-    // dli-api.md test vector D.
+    // The signature of `dli::signer`'s test vector D (the batch stop call).
     const SEED_AUTH: &str = "SDK-HMAC-SHA256 Access=AccessKey, SignedHeaders=content-type;host;x-sdk-date, Signature=688b159b5028b74c5fdab043f13291deedaf1528b6b1af2b45ca2d71a2b76855";
 
     fn now() -> Timestamp {
