@@ -9,13 +9,13 @@ use crate::api::{JobStopRequestStatus, SubmissionState};
 /// The next step for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Step 1: the call for this generation is done; only confirmation and TTL may run.
+    /// The call for this generation is done; only confirmation and TTL may run.
     CallDone,
-    /// Step 2: an earlier try may have reached DLI. Never resend: resolve it read-only.
+    /// An earlier try may have reached DLI. Never resend: resolve it read-only.
     Resolve,
     /// Another operator process claimed this try recently and may still be waiting for DLI.
     WaitForClaimant(Duration),
-    /// Step 3: claim the generation (or the next try after one that did not reach DLI) and call.
+    /// Claim the generation (or the next try after one that did not reach DLI) and call.
     Submit,
 }
 

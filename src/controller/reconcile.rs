@@ -1,5 +1,5 @@
-//! One reconcile of a `JobStopRequest`: the once-per-generation protocol (README, "How it
-//! works"), step by step.
+//! One reconcile of a `JobStopRequest`: the once-per-generation protocol, step by step (the
+//! step numbers are those of the README's "How it works").
 //! Decisions live in `plan` and `status` (pure); this module only reads, calls and writes.
 
 use std::sync::Arc;
@@ -154,7 +154,7 @@ async fn submit(
     }
 }
 
-/// Step 2: an unanswered claim. Never resend; ask DLI for the jobs' states instead.
+/// Step 4: an unanswered claim. Never resend; ask DLI for the jobs' states instead.
 async fn resolve(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
@@ -176,7 +176,7 @@ async fn resolve(
     }
 }
 
-/// Step 6 and TTL: the call for this generation is done.
+/// Step 5 and TTL: the call for this generation is done.
 async fn after_call(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
@@ -189,7 +189,7 @@ async fn after_call(
     expire(request, ctx, &status).await
 }
 
-/// Step 6: poll job detail for the jobs not yet settled, until stopped or timed out.
+/// Step 5: poll job detail for the jobs not yet settled, until stopped or timed out.
 async fn confirm(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
@@ -407,7 +407,7 @@ async fn reread_own_claim(
     ours.then_some(stored)
 }
 
-/// Step 5: writes the result of a claimed try. A conflict (labels changed, a watch was
+/// Step 2: writes the result of a claimed try. A conflict (labels changed, a watch was
 /// stale) re-reads the object and writes again while the claim is still unresolved and for
 /// the same generation; otherwise the result is dropped and the next reconcile resolves it.
 async fn write_result(

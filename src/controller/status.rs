@@ -1,6 +1,7 @@
 //! Pure status computation: every transition of the protocol as a function from the old
 //! status (plus what just happened) to the new one. No I/O, no clock: `now` is passed in and
-//! only lands in the status on a transition.
+//! only lands in the status on a transition. Step numbers are those of the README's "How it
+//! works".
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -180,7 +181,7 @@ pub fn connection_invalid(
     status
 }
 
-/// Step 3: the write-ahead claim of `generation`, made before every try.
+/// Step 1: the write-ahead claim of `generation`, made before every try.
 pub fn claim(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -262,7 +263,7 @@ fn retry_reason(previous: &str) -> &'static str {
     }
 }
 
-/// Step 4, delivered: per-job results recorded, the call for this generation is done.
+/// Step 2, delivered: per-job results recorded, the call for this generation is done.
 pub fn delivered(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -303,7 +304,7 @@ pub fn delivered(
     status
 }
 
-/// Step 4, rejected: DLI refused the request with an error body. Final, no retry.
+/// Step 2, rejected: DLI refused the request with an error body. Final, no retry.
 pub fn rejected(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -356,7 +357,7 @@ pub enum NotDeliveredReason {
     Unavailable,
 }
 
-/// Step 4, not delivered: the claim stays, the next try is safe and scheduled.
+/// Step 3, not delivered: the claim stays, the next try is safe and scheduled.
 pub fn not_delivered(
     old: &JobStopRequestStatus,
     generation: i64,
@@ -427,7 +428,7 @@ pub struct JobObservation {
     pub savepoint_path: Option<String>,
 }
 
-/// Step 2: an unanswered claim resolved through job detail. Jobs found stopping or stopped
+/// Step 4: an unanswered claim resolved through job detail. Jobs found stopping or stopped
 /// count as delivered; if any is not, the outcome is unknown and a human decides.
 pub fn resolved(
     old: &JobStopRequestStatus,
@@ -502,7 +503,7 @@ pub fn resolved(
     status
 }
 
-/// Step 6: merge job-detail observations into the results and settle the phase.
+/// Step 5: merge job-detail observations into the results and settle the phase.
 /// `timed_out` ends confirmation: jobs still not stopped count as failed.
 pub fn confirmed(
     old: &JobStopRequestStatus,
