@@ -295,6 +295,34 @@ async fn temporary_credentials_send_their_security_token() {
     assert_eq!(error.http_status(), Some(401));
 }
 
+#[tokio::test]
+async fn a_refused_signature_never_echoes_the_security_token() {
+    let sim = sim().await;
+    sim.add_temporary_ak_sk("TEMPAK", "TEMPSK", "STS-SECRET-TOKEN-VALUE");
+    let wrong_key = Auth::AkSk {
+        access_key: "TEMPAK".into(),
+        secret_key: SecretValue::new("wrong"),
+        security_token: Some(SecretValue::new("STS-SECRET-TOKEN-VALUE")),
+    };
+    let client = client_with(connection(&sim, wrong_key), ClientOptions::default());
+    let error = stop_error(&client, &[128]).await;
+    assert_eq!(error.error_code(), Some("APIGW.0301"));
+    let message = error.to_string();
+    assert!(
+        message.contains("x-security-token:[redacted]"),
+        "the gateway's echo is still shown: {message}"
+    );
+    assert!(
+        !message.contains("STS-SECRET-TOKEN-VALUE"),
+        "the security token leaked: {message}"
+    );
+    // What `check` sets beside the gateway's echo is redacted the same way.
+    let ours = client
+        .list_jobs_canonical_request(1, "20240101T000000Z")
+        .expect("AK/SK");
+    assert!(ours.contains("x-security-token:[redacted]"), "{ours}");
+}
+
 fn iam(sim: &DliSim, password: &str) -> Auth {
     Auth::IamPassword {
         iam_endpoint: sim.endpoint().parse().expect("url"),

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method};
 use reqwest::Url;
 
-use super::error::DliError;
+use super::error::{DliError, redact};
 use super::mapping::{JobAnswer, map_answer};
 use super::outcome::{parse_http_date, parse_retry_after};
 use super::signer::{self, SigningRequest};
@@ -236,20 +236,37 @@ impl DliClient {
         let answer = self
             .send(method.clone(), path, query, body.clone(), token.as_ref())
             .await?;
-        let answer = match (&self.tokens, token, answer.status) {
+        let (answer, token) = match (&self.tokens, token, answer.status) {
             (Some(tokens), Some(rejected), 401) => {
                 tracing::info!(request_id = ?answer.request_id, "DLI refused the IAM token; fetching a new one");
                 tokens.invalidate(&rejected).await;
                 let fresh = tokens.token(&self.transfer()).await?;
-                self.send(method, path, query, body, Some(&fresh)).await?
+                let answer = self.send(method, path, query, body, Some(&fresh)).await?;
+                (answer, Some(fresh))
             }
-            _ => answer,
+            (_, token, _) => (answer, token),
         };
         if (200..300).contains(&answer.status) {
             Ok(answer)
         } else {
-            Err(error_from_answer(answer))
+            let sent = self.sent_secrets(token.as_ref());
+            Err(error_from_answer(answer).redacted(&sent))
         }
+    }
+
+    /// Secret values this client puts on the wire. An error answer may echo them: the
+    /// gateway's message for a refused signature quotes the signed `X-Security-Token`.
+    fn sent_secrets<'a>(&'a self, token: Option<&'a SecretValue>) -> Vec<&'a str> {
+        let mut secrets: Vec<&str> = token.map(SecretValue::expose).into_iter().collect();
+        match &self.connection.auth {
+            Auth::AkSk {
+                security_token: Some(security_token),
+                ..
+            } => secrets.push(security_token.expose()),
+            Auth::Token(token) => secrets.push(token.expose()),
+            Auth::AkSk { .. } | Auth::IamPassword { .. } => {}
+        }
+        secrets
     }
 
     async fn send(
@@ -417,13 +434,15 @@ impl DliClient {
         let query = [("limit".to_owned(), limit.to_string())];
         let url = self.url(&path, &query);
         let pairs = self.signed_pairs(&url, sdk_date);
-        Some(signer::canonical_request(&SigningRequest {
+        let canonical = signer::canonical_request(&SigningRequest {
             method: Method::GET.as_str(),
             path: url.path(),
             query: &query,
             headers: &pairs,
             body: b"",
-        }))
+        });
+        // Redacted like the gateway's echo, so the two still compare equal.
+        Some(redact(&canonical, &self.sent_secrets(None)))
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> DliError {

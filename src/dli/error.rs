@@ -69,6 +69,19 @@ pub enum DliError {
     },
 }
 
+/// What stands in for a secret value in messages.
+pub const REDACTED: &str = "[redacted]";
+
+/// `text` with every occurrence of a non-empty `secrets` value replaced by [`REDACTED`].
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret, REDACTED)
+        })
+}
+
 fn request_id_note(request_id: Option<&str>) -> String {
     request_id
         .map(|id| format!(", request id {id}"))
@@ -98,6 +111,43 @@ fn describe_api_error(status: u16, body: &ErrorBody, request_id: Option<&str>) -
 }
 
 impl DliError {
+    /// The same error with `secrets` blanked out of the text DLI sent back, which becomes
+    /// part of statuses, Events and logs.
+    pub fn redacted(self, secrets: &[&str]) -> DliError {
+        match self {
+            DliError::Api {
+                status,
+                mut body,
+                request_id,
+                retry_after,
+                server_date,
+            } => {
+                body.error_msg = redact(&body.error_msg, secrets);
+                DliError::Api {
+                    status,
+                    body,
+                    request_id,
+                    retry_after,
+                    server_date,
+                }
+            }
+            DliError::Http {
+                status,
+                excerpt,
+                request_id,
+                retry_after,
+                server_date,
+            } => DliError::Http {
+                status,
+                excerpt: redact(&excerpt, secrets),
+                request_id,
+                retry_after,
+                server_date,
+            },
+            other => other,
+        }
+    }
+
     /// The `X-Request-Id` (or the body's `request_id`) of the answer, when there was one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
@@ -172,6 +222,22 @@ mod tests {
             retry_after: None,
             server_date: None,
         }
+    }
+
+    #[test]
+    fn secrets_are_blanked_out_of_what_dli_sent_back() {
+        let echoed = api(
+            401,
+            "APIGW.0301",
+            "canonicalRequest:GET|x-security-token:TOKEN|x-sdk-date:20240101T000000Z",
+        );
+        let message = echoed.redacted(&["TOKEN", ""]).to_string();
+        assert!(
+            message.contains("x-security-token:[redacted]|"),
+            "{message}"
+        );
+        assert!(!message.contains("TOKEN|"), "{message}");
+        assert_eq!(redact("abc", &[]), "abc");
     }
 
     #[test]
