@@ -172,7 +172,9 @@ pub async fn run(
         .for_each(|result| {
             if let Err(error) = result {
                 match error {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    // Counted by the reconcile and logged by the error policy already.
+                    kube::runtime::controller::Error::ReconcilerFailed(..)
+                    | kube::runtime::controller::Error::ObjectNotFound(_) => {}
                     other => {
                         ctx.metrics
                             .reconcile(ReconcileResult::Error, Duration::ZERO);
