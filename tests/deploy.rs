@@ -72,13 +72,15 @@ async fn the_manifests_install_and_grant_least_privilege() {
             "get",
             "deployment/dli-stop-operator",
             "-o",
-            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].args}",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].args} {.spec.template.spec.terminationGracePeriodSeconds}",
         ],
     )
     .await;
+    // The grace period outlasts a token fetch and a stop call at the default timeouts
+    // (2 x (5s connect + 30s request)), so SIGTERM never cuts a call from its answer.
     assert_eq!(
         String::from_utf8_lossy(&deployment.stdout),
-        r#"2 ["run","--leader-elect"]"#
+        r#"2 ["run","--leader-elect"] 90"#
     );
 
     let ns = ["-n", "dli-stop-operator"];
