@@ -325,7 +325,8 @@ async fn connection_or_pending(
         Err(ConnectionProblem::Invalid(message)) => {
             warn!(%message, "no usable DLI connection; the request waits");
             let old = request.status.clone().unwrap_or_default();
-            let next = transition::connection_invalid(&old, generation, &message, &now());
+            let next =
+                transition::connection_invalid(&old, &request.spec, generation, &message, &now());
             write_status(ctx, request, next).await?;
             Ok(None)
         }

@@ -159,14 +159,20 @@ pub fn apply_verdict(
     }
 }
 
-/// A connection that cannot be used: nothing is claimed, the request waits for a fix.
+/// A connection that cannot be used: nothing is claimed, the request waits for a fix. Results
+/// of an earlier generation give way to this one's jobs, all pending, so `kubectl get` does
+/// not show the old outcome next to the new wait.
 pub fn connection_invalid(
     old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
     generation: i64,
     message: &str,
     now: &Time,
 ) -> JobStopRequestStatus {
     let mut status = old.clone();
+    if old.submission.as_ref().map(|s| s.generation) != Some(generation) {
+        start_generation(&mut status, spec);
+    }
     apply_verdict(
         &mut status,
         Verdict {
@@ -179,6 +185,21 @@ pub fn connection_invalid(
         now,
     );
     status
+}
+
+/// Every job of `spec` pending; nothing of an earlier generation's answer left.
+fn start_generation(status: &mut JobStopRequestStatus, spec: &JobStopRequestSpec) {
+    status.results = spec
+        .job_ids
+        .iter()
+        .map(|&job_id| JobResult {
+            job_id,
+            ..JobResult::default()
+        })
+        .collect();
+    status.response.clear();
+    status.error = None;
+    status.summary = Some(summarize(&status.results, true, false));
 }
 
 /// Step 1: the write-ahead claim of `generation`, made before every try.
@@ -211,17 +232,7 @@ pub fn claim(
         attempts,
     });
     if previous.is_none() {
-        status.results = spec
-            .job_ids
-            .iter()
-            .map(|&job_id| JobResult {
-                job_id,
-                ..JobResult::default()
-            })
-            .collect();
-        status.response.clear();
-        status.error = None;
-        status.summary = Some(summarize(&status.results, true, false));
+        start_generation(&mut status, spec);
     }
     // A retry keeps the reason of the failed try (e.g. Unauthorized): it is the same state
     // going on, not a new transition, so `kubectl describe` shows one event, not one per try.
@@ -1061,6 +1072,7 @@ mod tests {
     fn connection_problems_keep_the_request_pending() {
         let status = connection_invalid(
             &JobStopRequestStatus::default(),
+            &spec(&[128], false),
             1,
             "Secret key `projectId` is missing",
             &time(0),
@@ -1071,5 +1083,29 @@ mod tests {
             ("False", reason::CONNECTION_INVALID)
         );
         assert!(status.submission.is_none());
+        assert_eq!(status.summary.map(|s| s.total), Some(1));
+    }
+
+    #[test]
+    fn a_new_generation_waiting_for_its_connection_shows_no_old_results() {
+        let first = spec(&[128, 137], false);
+        let (_, done) = claimed_and_answered(&first, 1, &[(128, Some(true)), (137, Some(false))]);
+        let second = spec(&[200], false);
+        let waiting = connection_invalid(&done, &second, 2, "Secret is missing", &time(5));
+        assert_eq!(waiting.phase, Some(Phase::Pending));
+        let jobs: Vec<(i64, Option<bool>)> = waiting
+            .results
+            .iter()
+            .map(|r| (r.job_id, r.is_success))
+            .collect();
+        assert_eq!(jobs, [(200, None)]);
+        assert!(waiting.response.is_empty());
+        let summary = waiting.summary.expect("summary");
+        assert_eq!(
+            (summary.total, summary.succeeded, summary.failed),
+            (1, 0, 0)
+        );
+        // The first generation's claim record stays: it is the audit of the call made.
+        assert_eq!(waiting.submission.map(|s| s.generation), Some(1));
     }
 }
