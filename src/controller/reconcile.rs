@@ -20,7 +20,7 @@ use super::error::Error;
 use super::events;
 use super::plan::{self, Step};
 use super::status::{self as transition, JobObservation, JobVerdict};
-use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, Submission, SubmissionState};
+use crate::api::{JobStopRequest, JobStopRequestStatus, Phase, SubmissionState};
 use crate::dli::DliClient;
 use crate::metrics::ReconcileResult;
 
@@ -398,13 +398,10 @@ async fn reread_own_claim(
     let api: Api<JobStopRequest> =
         Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
     let stored = api.get_status(&request.name_any()).await.ok()?;
-    let key = |s: &Submission| (s.generation, s.claimed_by.clone(), s.attempts, s.state);
-    let stored_claim = stored
-        .status
-        .as_ref()
-        .and_then(|s| s.submission.as_ref())
-        .map(key);
-    let ours = stored.uid() == request.uid() && stored_claim == claim.submission.as_ref().map(key);
+    // The whole record, times included: an earlier try of ours for the same generation has
+    // the same holder, attempt count and state when this claim was built from a stale cache.
+    let stored_claim = stored.status.as_ref().and_then(|s| s.submission.as_ref());
+    let ours = stored.uid() == request.uid() && stored_claim == claim.submission.as_ref();
     ours.then_some(stored)
 }
 
@@ -495,11 +492,13 @@ mod tests {
         }
     }
 
-    /// The API server stores the claim but its answer is lost: the operator must notice the
-    /// claim is its own and make the call, not resolve (and report Unknown for) a call it
-    /// never made.
-    #[tokio::test]
-    async fn a_claim_whose_answer_was_lost_still_makes_the_one_call() {
+    type ApiServer = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    /// The stand-in with job 7 running, a context whose API server the test plays, and a
+    /// request for job 7 at generation 1 with `status` as the cache last saw it.
+    async fn claim_fixture(
+        status: serde_json::Value,
+    ) -> (DliSim, Context, JobStopRequest, ApiServer) {
         let sim = DliSim::start(SimConfig::default()).await.expect("stand-in");
         sim.add_ak_sk("AK", "SK");
         sim.add_running_jobs(&[7]);
@@ -514,7 +513,7 @@ mod tests {
         })
         .expect("connection");
         let dli = DliClient::new(connection, ClientOptions::default()).expect("client");
-        let (service, mut api_server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (service, api_server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let ctx = Context::new(
             kube::Client::new(service, "default"),
             DefaultConnection::Env(Arc::new(dli)),
@@ -528,8 +527,18 @@ mod tests {
             "kind": "JobStopRequest",
             "metadata": {"name": "r", "namespace": "ns", "uid": "u-1", "generation": 1, "resourceVersion": "1"},
             "spec": {"jobIds": [7], "confirm": {"enabled": false}},
+            "status": status,
         }))
         .expect("request");
+        (sim, ctx, request, api_server)
+    }
+
+    /// The API server stores the claim but its answer is lost: the operator must notice the
+    /// claim is its own and make the call, not resolve (and report Unknown for) a call it
+    /// never made.
+    #[tokio::test]
+    async fn a_claim_whose_answer_was_lost_still_makes_the_one_call() {
+        let (sim, ctx, request, mut api_server) = claim_fixture(json!(null)).await;
 
         let server = tokio::spawn(async move {
             let (claim, answer) = api_server.next_request().await.expect("claim write");
@@ -568,5 +577,38 @@ mod tests {
         let status = written.status.expect("status");
         assert_eq!(status.phase, Some(Phase::Succeeded));
         assert_eq!(status.observed_generation, Some(1));
+    }
+
+    /// A stale cache shows try 1 undelivered while try 2 of ours is stored and was sent. A
+    /// failed claim write for "try 2" must not take that stored claim for the one just
+    /// written: that would send the same try twice.
+    #[tokio::test]
+    async fn an_earlier_try_of_ours_is_not_taken_for_a_claim_whose_answer_was_lost() {
+        let (sim, ctx, request, mut api_server) = claim_fixture(json!({
+            "submission": {"generation": 1, "claimedBy": "op-a", "claimedAt": "2020-01-01T00:00:00Z",
+                "lastAttemptAt": "2020-01-01T00:00:00Z", "state": "NotDelivered", "attempts": 1},
+        }))
+        .await;
+        let server = tokio::spawn(async move {
+            let (claim, answer) = api_server.next_request().await.expect("claim write");
+            assert_eq!(claim.method(), Method::PUT);
+            let mut stored: serde_json::Value =
+                serde_json::from_slice(&body_of(claim).await).expect("json");
+            answer.send_error("connection reset before the write");
+
+            // What is stored: try 2 of the same holder, claimed earlier and already sent.
+            stored["metadata"]["resourceVersion"] = json!("5");
+            stored["status"]["submission"]["lastAttemptAt"] = json!("2020-01-01T00:00:30Z");
+            let (reread, answer) = api_server.next_request().await.expect("re-read");
+            assert_eq!(reread.method(), Method::GET);
+            answer.send_response(Response::new(Body::from(
+                serde_json::to_vec(&stored).expect("json"),
+            )));
+        });
+
+        let result = reconcile(Arc::new(request), Arc::new(ctx)).await;
+        server.await.expect("api server task");
+        assert!(result.is_err(), "the failed claim write is reported");
+        assert_eq!(sim.total_stop_calls(), 0, "try 2 was not sent again");
     }
 }
