@@ -40,6 +40,15 @@ fn ak_sk(access_key: &str, secret_key: &str) -> Auth {
     }
 }
 
+/// Temporary credentials of the access key `TEMPAK`.
+fn temporary(secret_key: &str, security_token: &str) -> Auth {
+    Auth::AkSk {
+        access_key: "TEMPAK".into(),
+        secret_key: SecretValue::new(secret_key),
+        security_token: Some(SecretValue::new(security_token)),
+    }
+}
+
 fn client_with(connection: Connection, options: ClientOptions) -> DliClient {
     DliClient::new(connection, options).expect("client builds")
 }
@@ -280,12 +289,10 @@ async fn a_wrong_project_is_rejected() {
 async fn temporary_credentials_send_their_security_token() {
     let sim = sim().await;
     sim.add_temporary_ak_sk("TEMPAK", "TEMPSK", "TEMPTOKEN");
-    let with_token = Auth::AkSk {
-        access_key: "TEMPAK".into(),
-        secret_key: SecretValue::new("TEMPSK"),
-        security_token: Some(SecretValue::new("TEMPTOKEN")),
-    };
-    let client = client_with(connection(&sim, with_token), ClientOptions::default());
+    let client = client_with(
+        connection(&sim, temporary("TEMPSK", "TEMPTOKEN")),
+        ClientOptions::default(),
+    );
     client.batch_stop(&[128], false).await.expect("delivered");
     let without = client_with(
         connection(&sim, ak_sk("TEMPAK", "TEMPSK")),
@@ -299,11 +306,7 @@ async fn temporary_credentials_send_their_security_token() {
 async fn a_refused_signature_never_echoes_the_security_token() {
     let sim = sim().await;
     sim.add_temporary_ak_sk("TEMPAK", "TEMPSK", "STS-SECRET-TOKEN-VALUE");
-    let wrong_key = Auth::AkSk {
-        access_key: "TEMPAK".into(),
-        secret_key: SecretValue::new("wrong"),
-        security_token: Some(SecretValue::new("STS-SECRET-TOKEN-VALUE")),
-    };
+    let wrong_key = temporary("wrong", "STS-SECRET-TOKEN-VALUE");
     let client = client_with(connection(&sim, wrong_key), ClientOptions::default());
     let error = stop_error(&client, &[128]).await;
     assert_eq!(error.error_code(), Some("APIGW.0301"));
