@@ -26,6 +26,10 @@ use crate::metrics::ReconcileResult;
 
 /// How many job-detail calls one request makes at once.
 const DETAIL_CONCURRENCY: usize = 8;
+/// Writes of one call's result before it is left for job detail to resolve, and the first
+/// pause after a failed one (doubling).
+const RESULT_WRITE_TRIES: u32 = 4;
+const RESULT_WRITE_PAUSE: Duration = Duration::from_millis(500);
 
 pub async fn reconcile(request: Arc<JobStopRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -405,25 +409,62 @@ async fn reread_own_claim(
     ours.then_some(stored)
 }
 
-/// Step 2: writes the result of a claimed try. A conflict (labels changed, a watch was
-/// stale) re-reads the object and writes again while the claim is still unresolved and for
-/// the same generation; otherwise the result is dropped and the next reconcile resolves it.
+/// Step 2: writes the result of a claimed try. A conflict (labels changed, a watch was stale)
+/// or a failed write (the API server briefly unavailable) re-reads the object and writes again
+/// while the claim is still ours and unresolved, a few times: a result dropped here could only
+/// be resolved through job detail later, which turns a certain outcome into a guess.
 async fn write_result(
     ctx: &Context,
     claimed: &JobStopRequest,
     generation: i64,
     next: JobStopRequestStatus,
 ) -> Result<JobStopRequest, Error> {
-    if let Some(written) = write_status(ctx, claimed, next.clone()).await? {
-        return Ok(written);
-    }
     let api: Api<JobStopRequest> =
         Api::namespaced(ctx.client.clone(), &claimed.namespace().unwrap_or_default());
-    let fresh = api
-        .get_status(&claimed.name_any())
-        .await
-        .map_err(Error::StatusWrite)?;
-    let same_claim = fresh.uid() == claimed.uid()
+    let mut target = claimed.clone();
+    let mut pause = RESULT_WRITE_PAUSE;
+    let mut tries_left = RESULT_WRITE_TRIES;
+    loop {
+        tries_left -= 1;
+        let failure = match write_status(ctx, &target, next.clone()).await {
+            Ok(Some(written)) => return Ok(written),
+            Ok(None) => Error::ClaimLost,
+            Err(error) => error,
+        };
+        if tries_left == 0 {
+            return Err(failure);
+        }
+        if !matches!(failure, Error::ClaimLost) {
+            warn!(error = %failure, "writing the stop call's result failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        let fresh = match api.get_status(&claimed.name_any()).await {
+            Ok(fresh) => fresh,
+            Err(source) => {
+                warn!(error = %source, "re-reading the request failed; trying again");
+                continue;
+            }
+        };
+        // A failed write may have landed with its answer lost.
+        if fresh.uid() == claimed.uid() && fresh.status.as_ref() == Some(&next) {
+            return Ok(fresh);
+        }
+        if !claim_still_open(&fresh, claimed, generation, &ctx.holder) {
+            return Err(Error::ClaimLost);
+        }
+        target = fresh;
+    }
+}
+
+/// Whether `fresh` still carries this holder's unanswered claim on `generation`.
+fn claim_still_open(
+    fresh: &JobStopRequest,
+    claimed: &JobStopRequest,
+    generation: i64,
+    holder: &str,
+) -> bool {
+    fresh.uid() == claimed.uid()
         && fresh
             .status
             .as_ref()
@@ -431,15 +472,9 @@ async fn write_result(
             .is_some_and(|s| {
                 s.generation == generation
                     && s.state != SubmissionState::Answered
-                    && s.claimed_by.as_deref() == Some(ctx.holder.as_str())
+                    && s.claimed_by.as_deref() == Some(holder)
             })
-        && fresh.status.as_ref().and_then(|s| s.observed_generation) != Some(generation);
-    if !same_claim {
-        return Err(Error::ClaimLost);
-    }
-    write_status(ctx, &fresh, next)
-        .await?
-        .ok_or(Error::ClaimLost)
+        && fresh.status.as_ref().and_then(|s| s.observed_generation) != Some(generation)
 }
 
 /// Now, in whole seconds: what the API server stores, so a status read back equals the one
@@ -559,6 +594,62 @@ mod tests {
             let written = body_of(result).await;
             answer.send_response(Response::new(Body::from(written.clone())));
             // Events and anything else: refuse, the reconcile must not depend on them.
+            tokio::spawn(async move {
+                while let Some((_, answer)) = api_server.next_request().await {
+                    let mut refused = Response::new(Body::from(b"{}".to_vec()));
+                    *refused.status_mut() = StatusCode::FORBIDDEN;
+                    answer.send_response(refused);
+                }
+            });
+            serde_json::from_slice::<JobStopRequest>(&written).expect("written object")
+        });
+
+        reconcile(Arc::new(request), Arc::new(ctx))
+            .await
+            .expect("reconcile succeeds");
+        let written = server.await.expect("api server task");
+        assert_eq!(sim.total_stop_calls(), 1);
+        let status = written.status.expect("status");
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.observed_generation, Some(1));
+    }
+
+    /// The API server fails the result write once: the result is written again, not left for
+    /// job detail to guess.
+    #[tokio::test]
+    async fn a_failed_result_write_is_tried_again() {
+        let (sim, ctx, request, mut api_server) = claim_fixture(json!(null)).await;
+        let server = tokio::spawn(async move {
+            let (claim, answer) = api_server.next_request().await.expect("claim write");
+            let mut claimed: serde_json::Value =
+                serde_json::from_slice(&body_of(claim).await).expect("json");
+            claimed["metadata"]["resourceVersion"] = json!("2");
+            answer.send_response(Response::new(Body::from(
+                serde_json::to_vec(&claimed).expect("json"),
+            )));
+
+            let (_, answer) = api_server.next_request().await.expect("result write");
+            let mut unavailable = Response::new(Body::from(
+                serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "message": "etcd leader changed", "code": 500}))
+                .expect("json"),
+            ));
+            *unavailable.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            answer.send_response(unavailable);
+
+            let (reread, answer) = api_server.next_request().await.expect("re-read");
+            assert_eq!(reread.method(), Method::GET);
+            answer.send_response(Response::new(Body::from(
+                serde_json::to_vec(&claimed).expect("json"),
+            )));
+
+            let (result, answer) = api_server
+                .next_request()
+                .await
+                .expect("second result write");
+            assert_eq!(result.method(), Method::PUT);
+            let written = body_of(result).await;
+            answer.send_response(Response::new(Body::from(written.clone())));
             tokio::spawn(async move {
                 while let Some((_, answer)) = api_server.next_request().await {
                     let mut refused = Response::new(Body::from(b"{}".to_vec()));
