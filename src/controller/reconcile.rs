@@ -568,6 +568,50 @@ mod tests {
         (sim, ctx, request, api_server)
     }
 
+    /// Answers the re-read that follows a failed write with `stored`.
+    async fn answer_reread(api_server: &mut ApiServer, stored: &serde_json::Value) {
+        let (reread, answer) = api_server.next_request().await.expect("re-read");
+        assert_eq!(reread.method(), Method::GET);
+        answer.send_response(Response::new(Body::from(
+            serde_json::to_vec(stored).expect("json"),
+        )));
+    }
+
+    /// Runs one reconcile while `server` plays the API server: it must make exactly one stop
+    /// call and write generation 1 as Succeeded.
+    async fn one_call_and_succeeded(
+        sim: &DliSim,
+        ctx: Context,
+        request: JobStopRequest,
+        server: tokio::task::JoinHandle<JobStopRequest>,
+    ) {
+        reconcile(Arc::new(request), Arc::new(ctx))
+            .await
+            .expect("reconcile succeeds");
+        let written = server.await.expect("api server task");
+        assert_eq!(sim.total_stop_calls(), 1);
+        let status = written.status.expect("status");
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.observed_generation, Some(1));
+    }
+
+    /// Stores the next status write as sent and returns it; refuses everything after it
+    /// (Events and the like): the reconcile must not depend on them.
+    async fn accept_the_result_and_refuse_the_rest(mut api_server: ApiServer) -> JobStopRequest {
+        let (result, answer) = api_server.next_request().await.expect("result write");
+        assert_eq!(result.method(), Method::PUT);
+        let written = body_of(result).await;
+        answer.send_response(Response::new(Body::from(written.clone())));
+        tokio::spawn(async move {
+            while let Some((_, answer)) = api_server.next_request().await {
+                let mut refused = Response::new(Body::from(b"{}".to_vec()));
+                *refused.status_mut() = StatusCode::FORBIDDEN;
+                answer.send_response(refused);
+            }
+        });
+        serde_json::from_slice::<JobStopRequest>(&written).expect("written object")
+    }
+
     /// The API server stores the claim but its answer is lost: the operator must notice the
     /// claim is its own and make the call, not resolve (and report Unknown for) a call it
     /// never made.
@@ -583,35 +627,12 @@ mod tests {
             stored["metadata"]["resourceVersion"] = json!("2");
             answer.send_error("connection reset after the write");
 
-            let (reread, answer) = api_server.next_request().await.expect("re-read");
-            assert_eq!(reread.method(), Method::GET);
-            answer.send_response(Response::new(Body::from(
-                serde_json::to_vec(&stored).expect("json"),
-            )));
+            answer_reread(&mut api_server, &stored).await;
 
-            let (result, answer) = api_server.next_request().await.expect("result write");
-            assert_eq!(result.method(), Method::PUT);
-            let written = body_of(result).await;
-            answer.send_response(Response::new(Body::from(written.clone())));
-            // Events and anything else: refuse, the reconcile must not depend on them.
-            tokio::spawn(async move {
-                while let Some((_, answer)) = api_server.next_request().await {
-                    let mut refused = Response::new(Body::from(b"{}".to_vec()));
-                    *refused.status_mut() = StatusCode::FORBIDDEN;
-                    answer.send_response(refused);
-                }
-            });
-            serde_json::from_slice::<JobStopRequest>(&written).expect("written object")
+            accept_the_result_and_refuse_the_rest(api_server).await
         });
 
-        reconcile(Arc::new(request), Arc::new(ctx))
-            .await
-            .expect("reconcile succeeds");
-        let written = server.await.expect("api server task");
-        assert_eq!(sim.total_stop_calls(), 1);
-        let status = written.status.expect("status");
-        assert_eq!(status.phase, Some(Phase::Succeeded));
-        assert_eq!(status.observed_generation, Some(1));
+        one_call_and_succeeded(&sim, ctx, request, server).await;
     }
 
     /// The API server fails the result write once: the result is written again, not left for
@@ -637,37 +658,12 @@ mod tests {
             *unavailable.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             answer.send_response(unavailable);
 
-            let (reread, answer) = api_server.next_request().await.expect("re-read");
-            assert_eq!(reread.method(), Method::GET);
-            answer.send_response(Response::new(Body::from(
-                serde_json::to_vec(&claimed).expect("json"),
-            )));
+            answer_reread(&mut api_server, &claimed).await;
 
-            let (result, answer) = api_server
-                .next_request()
-                .await
-                .expect("second result write");
-            assert_eq!(result.method(), Method::PUT);
-            let written = body_of(result).await;
-            answer.send_response(Response::new(Body::from(written.clone())));
-            tokio::spawn(async move {
-                while let Some((_, answer)) = api_server.next_request().await {
-                    let mut refused = Response::new(Body::from(b"{}".to_vec()));
-                    *refused.status_mut() = StatusCode::FORBIDDEN;
-                    answer.send_response(refused);
-                }
-            });
-            serde_json::from_slice::<JobStopRequest>(&written).expect("written object")
+            accept_the_result_and_refuse_the_rest(api_server).await
         });
 
-        reconcile(Arc::new(request), Arc::new(ctx))
-            .await
-            .expect("reconcile succeeds");
-        let written = server.await.expect("api server task");
-        assert_eq!(sim.total_stop_calls(), 1);
-        let status = written.status.expect("status");
-        assert_eq!(status.phase, Some(Phase::Succeeded));
-        assert_eq!(status.observed_generation, Some(1));
+        one_call_and_succeeded(&sim, ctx, request, server).await;
     }
 
     /// A stale cache shows try 1 undelivered while try 2 of ours is stored and was sent. A
@@ -690,11 +686,7 @@ mod tests {
             // What is stored: try 2 of the same holder, claimed earlier and already sent.
             stored["metadata"]["resourceVersion"] = json!("5");
             stored["status"]["submission"]["lastAttemptAt"] = json!("2020-01-01T00:00:30Z");
-            let (reread, answer) = api_server.next_request().await.expect("re-read");
-            assert_eq!(reread.method(), Method::GET);
-            answer.send_response(Response::new(Body::from(
-                serde_json::to_vec(&stored).expect("json"),
-            )));
+            answer_reread(&mut api_server, &stored).await;
         });
 
         let result = reconcile(Arc::new(request), Arc::new(ctx)).await;
