@@ -5,6 +5,7 @@ pub mod config;
 mod connections;
 mod dli_calls;
 pub mod error;
+mod error_streaks;
 pub(crate) mod events;
 pub mod plan;
 mod reconcile;
@@ -26,6 +27,7 @@ pub use config::RunArgs;
 use connections::Connections;
 pub use connections::DefaultConnection;
 pub use error::Error;
+use error_streaks::ErrorStreaks;
 use events::Announcer;
 
 use crate::api::{JobStopRequest, Phase};
@@ -45,7 +47,8 @@ pub struct Settings {
     pub confirm_poll_interval: Duration,
     /// How often a request without a usable connection looks again.
     pub connection_retry: Duration,
-    /// Delay after a reconcile error.
+    /// First delay after a reconcile error; it doubles with each failure in a row, up to
+    /// `retry_max_backoff`.
     pub error_retry: Duration,
     /// How long a Submitting Event waits to be replaced by the call's outcome.
     pub submitting_event_delay: Duration,
@@ -79,6 +82,7 @@ pub struct Context {
     /// restarted container never mistakes its predecessor's claim for its own.
     holder: String,
     settings: Settings,
+    error_streaks: ErrorStreaks,
 }
 
 impl Context {
@@ -109,20 +113,32 @@ impl Context {
             metrics,
             holder,
             settings,
+            error_streaks: ErrorStreaks::default(),
         }
     }
 }
 
 fn error_policy(request: Arc<JobStopRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx
+        .error_streaks
+        .failed(request.uid().as_deref().unwrap_or_default());
+    let delay = plan::retry_backoff(
+        failures,
+        ctx.settings.error_retry,
+        ctx.settings.retry_max_backoff,
+        None,
+    );
     warn!(
         namespace = request.namespace().unwrap_or_default(),
         name = request.name_any(),
         generation = request.metadata.generation.unwrap_or_default(),
         kind = error.label(),
+        failures,
+        retry_in_secs = delay.as_secs(),
         %error,
         "reconcile failed; retrying"
     );
-    Action::requeue(ctx.settings.error_retry)
+    Action::requeue(delay)
 }
 
 /// Runs the controller until `shutdown` resolves. Reconciles in flight finish first, so a stop

@@ -36,6 +36,10 @@ pub async fn reconcile(request: Arc<JobStopRequest>, ctx: Arc<Context>) -> Resul
     let result = reconcile_step(&request, &ctx).await;
     ctx.metrics
         .reconcile(reconcile_result(&result), started.elapsed());
+    if result.is_ok() {
+        ctx.error_streaks
+            .succeeded(request.uid().as_deref().unwrap_or_default());
+    }
     result
 }
 
@@ -664,6 +668,23 @@ mod tests {
         });
 
         one_call_and_succeeded(&sim, ctx, request, server).await;
+    }
+
+    /// A request whose reconciles keep failing is retried later and later, up to the longest
+    /// retry delay; one success starts over.
+    #[tokio::test]
+    async fn repeated_failures_back_off_until_a_reconcile_succeeds() {
+        let (_sim, ctx, request, _api_server) = claim_fixture(json!(null)).await;
+        let (ctx, request) = (Arc::new(ctx), Arc::new(request));
+        let fail =
+            || crate::controller::error_policy(request.clone(), &Error::ClaimLost, ctx.clone());
+        let seconds = |s| Action::requeue(Duration::from_secs(s));
+        assert_eq!(
+            [fail(), fail(), fail()],
+            [seconds(5), seconds(10), seconds(10)]
+        );
+        ctx.error_streaks.succeeded("u-1");
+        assert_eq!(fail(), seconds(5));
     }
 
     /// A stale cache shows try 1 undelivered while try 2 of ours is stored and was sent. A
