@@ -26,8 +26,8 @@ use crate::metrics::ReconcileResult;
 
 /// How many job-detail calls one request makes at once.
 const DETAIL_CONCURRENCY: usize = 8;
-/// Writes of one call's result before it is left for job detail to resolve, and the first
-/// pause after a failed one (doubling).
+/// Writes of one call's result before it is left for job detail to resolve, and the pause
+/// after a failed first write (doubling with each try, as retries of the call do).
 const RESULT_WRITE_TRIES: u32 = 4;
 const RESULT_WRITE_PAUSE: Duration = Duration::from_millis(500);
 
@@ -426,22 +426,26 @@ async fn write_result(
     let api: Api<JobStopRequest> =
         Api::namespaced(ctx.client.clone(), &claimed.namespace().unwrap_or_default());
     let mut target = claimed.clone();
-    let mut pause = RESULT_WRITE_PAUSE;
-    let mut tries_left = RESULT_WRITE_TRIES;
+    let mut tries = 0;
     loop {
-        tries_left -= 1;
+        tries += 1;
         let failure = match write_status(ctx, &target, next.clone()).await {
             Ok(Some(written)) => return Ok(written),
             Ok(None) => Error::ClaimLost,
             Err(error) => error,
         };
-        if tries_left == 0 {
+        if tries == RESULT_WRITE_TRIES {
             return Err(failure);
         }
         if !matches!(failure, Error::ClaimLost) {
             warn!(error = %failure, "writing the stop call's result failed; trying again");
+            let pause = plan::retry_backoff(
+                tries,
+                RESULT_WRITE_PAUSE,
+                ctx.settings.retry_max_backoff,
+                None,
+            );
             tokio::time::sleep(pause).await;
-            pause *= 2;
         }
         let fresh = match api.get_status(&claimed.name_any()).await {
             Ok(fresh) => fresh,
