@@ -263,12 +263,7 @@ impl Metrics {
     /// Replaces the per-phase object counts. Phases reported earlier but missing now drop to 0,
     /// so a series does not freeze at its last value when the last object of a phase goes away.
     pub fn set_requests_by_phase(&self, counts: &[(&'static str, i64)]) {
-        // A poisoned lock only means another thread panicked mid-update; the set is still usable.
-        let mut reported = self
-            .inner
-            .reported_phases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut reported = self.reported_phases();
         for phase in reported.iter() {
             if !counts.iter().any(|(p, _)| p == phase) {
                 self.inner
@@ -289,13 +284,17 @@ impl Metrics {
     /// Drops the per-phase counts. A replica that stops leading no longer watches the
     /// requests; series frozen at their last values would contradict the new leader's.
     pub fn forget_requests_by_phase(&self) {
-        let mut reported = self
-            .inner
-            .reported_phases
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut reported = self.reported_phases();
         reported.clear();
         self.inner.requests_by_phase.clear();
+    }
+
+    fn reported_phases(&self) -> std::sync::MutexGuard<'_, BTreeSet<&'static str>> {
+        // A poisoned lock only means another thread panicked mid-update; the set is still usable.
+        self.inner
+            .reported_phases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records whether this replica currently leads.
