@@ -3,7 +3,7 @@
 //! The same code signs the operator's requests and verifies them in the DLI stand-in, so a
 //! mismatch between the two cannot hide: the published test vectors pin the behaviour.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use ring::{digest, hmac};
 
 /// The algorithm name that starts the `Authorization` header and the string to sign.
@@ -21,8 +21,8 @@ const SIGNING_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// One request as the signer sees it.
 ///
-/// `path` is the URL path as sent (not yet encoded for signing), `query` the decoded
-/// (name, value) pairs, `headers` the (name, value) pairs to be signed (any case).
+/// `path` is the URL path as sent on the wire (percent-encoded where the URL needs it),
+/// `query` the decoded (name, value) pairs, `headers` the (name, value) pairs to be signed (any case).
 #[derive(Debug, Clone, Copy)]
 pub struct SigningRequest<'a> {
     pub method: &'a str,
@@ -50,8 +50,16 @@ fn sha256_hex(data: &[u8]) -> String {
 
 /// The gateway signs each path segment encoded and always with a trailing `/`, whatever the
 /// URL itself looks like.
+///
+/// The SDKs encode the plain segments once. A path read off the wire (or from a URL) already
+/// carries the URL's own encoding (`/dli%20gw`), so each segment is decoded first: encoding it
+/// as it stands would sign `%2520` where the gateway computes `%20`.
 pub fn canonical_uri(path: &str) -> String {
-    let mut uri = path.split('/').map(encode).collect::<Vec<_>>().join("/");
+    let mut uri = path
+        .split('/')
+        .map(|segment| encode(&percent_decode_str(segment).decode_utf8_lossy()))
+        .collect::<Vec<_>>()
+        .join("/");
     if !uri.starts_with('/') {
         uri.insert(0, '/');
     }
@@ -370,6 +378,16 @@ mod tests {
         assert_eq!(canonical_uri("/v1/a b/c"), "/v1/a%20b/c/");
         assert_eq!(canonical_uri("/already/"), "/already/");
         assert_eq!(canonical_uri(""), "/");
+    }
+
+    #[test]
+    fn uri_segments_already_encoded_in_the_url_are_signed_encoded_once() {
+        assert_eq!(canonical_uri("/dli%20gw/v1.0/p"), "/dli%20gw/v1.0/p/");
+        assert_eq!(canonical_uri("/dl%C3%B6/x"), "/dl%C3%B6/x/");
+        assert_eq!(canonical_uri("/dlö/x"), "/dl%C3%B6/x/");
+        assert_eq!(canonical_uri("/a+b:c=d/x"), "/a%2Bb%3Ac%3Dd/x/");
+        assert_eq!(canonical_uri("/a%2Fb/x"), "/a%2Fb/x/");
+        assert_eq!(canonical_uri("/100%25/x"), "/100%25/x/");
     }
 
     #[test]
