@@ -44,7 +44,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
                 "request id: {}",
                 list.request_id.as_deref().unwrap_or("(none)")
             );
-            if let Some(count) = list.job_count {
+            if let Some(count) = list.total_count {
                 println!("jobs:       {count} Flink job(s) visible");
             }
             println!("OK");

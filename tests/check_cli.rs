@@ -82,6 +82,11 @@ async fn ak_sk_succeeds_and_prints_what_it_used() {
         "{stdout}"
     );
     assert!(stdout.contains("request id: "), "{stdout}");
+    // The count comes from `job_list.total_count`, the layout DLI documents.
+    assert!(
+        stdout.contains("jobs:       1 Flink job(s) visible"),
+        "{stdout}"
+    );
     assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
     assert!(!stdout.contains(SK) && !stderr.contains(SK));
     assert_eq!(sim.list_calls(), 1);

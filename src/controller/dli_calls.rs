@@ -78,27 +78,28 @@ fn not_delivered_reason(error: &DliError) -> NotDeliveredReason {
 }
 
 /// Job detail of one job. A job DLI does not know (HTTP 400 `DLI.16001`) is an observation
-/// without a status rather than an error: it cannot be running.
+/// without a status rather than an error: it cannot be running. A detail without a status
+/// (the field is optional) is no observation at all: it tells nothing about the stop.
 pub async fn job_detail(
     dli: &DliClient,
     metrics: &Metrics,
     job_id: i64,
-) -> Result<JobObservation, DliError> {
+) -> Result<Option<JobObservation>, DliError> {
     let started = Instant::now();
     let result = dli.job_detail(job_id).await;
     let label = if result.is_ok() { "ok" } else { "error" };
     metrics.dli_call(DliOperation::JobDetail, label, started.elapsed());
     match result {
-        Ok(detail) => Ok(JobObservation {
+        Ok(detail) => Ok(detail.status.map(|status| JobObservation {
             job_id,
-            status: Some(detail.status.as_str().to_string()),
+            status: Some(status.as_str().to_string()),
             savepoint_path: detail.savepoint_path,
-        }),
-        Err(error) if error.error_code() == Some("DLI.16001") => Ok(JobObservation {
+        })),
+        Err(error) if error.error_code() == Some("DLI.16001") => Ok(Some(JobObservation {
             job_id,
             status: None,
             savepoint_path: None,
-        }),
+        })),
         Err(error) => Err(error),
     }
 }

@@ -342,18 +342,20 @@ async fn connection_or_pending(
     }
 }
 
-/// Job detail for each id; a job DLI no longer knows is an observation without a status.
+/// Job detail for each id; a job DLI no longer knows is an observation without a status, and
+/// a job whose detail has no status is left out (nothing was observed).
 async fn observe(
     dli: &DliClient,
     ctx: &Context,
     job_ids: &[i64],
 ) -> Result<Vec<JobObservation>, Error> {
-    futures::stream::iter(job_ids.iter().copied())
+    let observations: Vec<Option<JobObservation>> = futures::stream::iter(job_ids.iter().copied())
         .map(|job_id| dli_calls::job_detail(dli, &ctx.metrics, job_id))
         .buffer_unordered(DETAIL_CONCURRENCY)
         .try_collect()
         .await
-        .map_err(Error::JobDetail)
+        .map_err(Error::JobDetail)?;
+    Ok(observations.into_iter().flatten().collect())
 }
 
 /// Writes `next` if it differs from the object's status, guarded by the object's

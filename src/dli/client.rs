@@ -14,7 +14,8 @@ use super::signer::{self, SigningRequest};
 use super::tls::{self, TlsError};
 use super::token::TokenProvider;
 use super::wire::{
-    AnswerElement, ErrorBody, JobDetail, JobDetailBody, JobListBody, StopRequestBody,
+    AnswerElement, ErrorBody, JobDetail, JobDetailBody, JobListBody, StopAnswerBody,
+    StopRequestBody,
 };
 use crate::connection::{Auth, Connection, SecretValue};
 use crate::metrics::Metrics;
@@ -62,7 +63,8 @@ pub struct StopAnswer {
 /// A page of the job list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobList {
-    pub job_count: Option<u64>,
+    /// How many jobs the project has in all (`job_list.total_count`), when DLI says.
+    pub total_count: Option<u64>,
     pub jobs: Vec<JobDetail>,
     pub request_id: Option<String>,
     pub http_status: u16,
@@ -78,6 +80,7 @@ pub(super) struct Transfer<'a> {
 struct RawAnswer {
     status: u16,
     request_id: Option<String>,
+    content_type: Option<String>,
     body: Bytes,
     retry_after: Option<Duration>,
     server_date: Option<jiff::Timestamp>,
@@ -179,7 +182,14 @@ impl DliClient {
         })?;
         let path = format!("/v1.0/{}/streaming/jobs/stop", self.connection.project_id);
         let answer = self.call(Method::POST, &path, &[], body).await?;
-        let elements: Vec<AnswerElement> = parse_body(&answer)?;
+        let elements = match StopAnswerBody::parse(&answer.body)
+            .map_err(|error| malformed(&answer, &error))?
+        {
+            StopAnswerBody::Elements(elements) => elements,
+            // One object is DLI's verdict on the whole batch, as a one-element array is.
+            StopAnswerBody::Single(element) => vec![element],
+            StopAnswerBody::Refusal(body) => return Err(api_error(answer, body)),
+        };
         let jobs = map_answer(job_ids, &elements);
         Ok(StopAnswer {
             elements,
@@ -206,8 +216,8 @@ impl DliClient {
         let answer = self.call(Method::GET, &path, &query, Vec::new()).await?;
         let body: JobListBody = parse_body(&answer)?;
         Ok(JobList {
-            job_count: body.job_count,
-            jobs: body.jobs,
+            total_count: body.job_list.total_count,
+            jobs: body.job_list.jobs,
             request_id: answer.request_id,
             http_status: answer.status,
         })
@@ -290,6 +300,7 @@ impl DliClient {
             .map_err(|error| self.transport_error(&error))?;
         let status = response.status().as_u16();
         let request_id = header_text(response.headers(), "X-Request-Id");
+        let content_type = header_text(response.headers(), "Content-Type");
         let now = jiff::Timestamp::now();
         let retry_after = header_text(response.headers(), "Retry-After")
             .and_then(|value| parse_retry_after(&value, now));
@@ -316,6 +327,7 @@ impl DliClient {
         Ok(RawAnswer {
             status,
             request_id,
+            content_type,
             body,
             retry_after,
             server_date,
@@ -480,25 +492,29 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(answer: &RawAnswer) -> Result<T, DliError> {
-    serde_json::from_slice(&answer.body).map_err(|error| DliError::Malformed {
+    serde_json::from_slice(&answer.body).map_err(|error| malformed(answer, &error))
+}
+
+fn malformed(answer: &RawAnswer, error: &serde_json::Error) -> DliError {
+    DliError::Malformed {
         status: answer.status,
         detail: error.to_string(),
         request_id: answer.request_id.clone(),
-    })
+    }
 }
+
+/// Longest error message copied from an answer: the gateway's echo of a refused signature
+/// fits, and a body of any size cannot swell a status, an Event or a log line.
+const MAX_ERROR_MESSAGE_CHARS: usize = 1024;
 
 fn error_from_answer(answer: RawAnswer) -> DliError {
     match serde_json::from_slice::<ErrorBody>(&answer.body) {
-        Ok(body) => DliError::Api {
-            status: answer.status,
-            request_id: answer.request_id.or_else(|| body.request_id.clone()),
-            body: Box::new(body),
-            retry_after: answer.retry_after,
-            server_date: answer.server_date,
-        },
+        Ok(body) => api_error(answer, body),
+        // Only DLI's and the gateway's own error fields are ever repeated: any other body
+        // (a proxy's page, another service's answer) is described, never quoted.
         Err(_) => DliError::Http {
             status: answer.status,
-            excerpt: excerpt(&answer.body),
+            body_summary: body_summary(answer.content_type.as_deref(), answer.body.len()),
             request_id: answer.request_id,
             retry_after: answer.retry_after,
             server_date: answer.server_date,
@@ -506,13 +522,29 @@ fn error_from_answer(answer: RawAnswer) -> DliError {
     }
 }
 
-/// The start of a body that is not an error document, for the message (e.g. a proxy's page).
-fn excerpt(body: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
+fn api_error(answer: RawAnswer, mut body: ErrorBody) -> DliError {
+    body.error_msg = cap_chars(&body.error_msg, MAX_ERROR_MESSAGE_CHARS);
+    DliError::Api {
+        status: answer.status,
+        request_id: answer.request_id.or_else(|| body.request_id.clone()),
+        body: Box::new(body),
+        retry_after: answer.retry_after,
+        server_date: answer.server_date,
+    }
+}
+
+/// What an answer without an error document was: its type and size.
+fn body_summary(content_type: Option<&str>, length: usize) -> String {
+    match content_type {
+        Some(content_type) => format!("{content_type}, {length} bytes"),
+        None => format!("no content type, {length} bytes"),
+    }
+}
+
+/// `text` cut to `max` characters, with a marker when it was cut.
+pub(crate) fn cap_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}... [cut]", &text[..cut]),
         None => text.to_owned(),
     }
 }
@@ -595,33 +627,59 @@ mod tests {
         assert_eq!(host_header(&url), "dli.example.com");
     }
 
+    fn raw(status: u16, content_type: Option<&str>, body: &'static [u8]) -> RawAnswer {
+        RawAnswer {
+            status,
+            request_id: Some("hdr".into()),
+            content_type: content_type.map(str::to_owned),
+            body: Bytes::from_static(body),
+            retry_after: None,
+            server_date: None,
+        }
+    }
+
     #[test]
-    fn non_json_error_bodies_are_excerpted() {
-        let long = "x".repeat(500);
-        assert_eq!(excerpt(long.as_bytes()).len(), 203);
-        assert_eq!(excerpt(b"  Bad Gateway \n"), "Bad Gateway");
+    fn bodies_that_are_not_error_documents_are_described_never_quoted() {
+        let error = error_from_answer(raw(
+            502,
+            Some("text/html"),
+            b"<html>secret internal page</html>",
+        ));
+        let message = error.to_string();
+        assert!(message.contains("text/html, 33 bytes"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        assert_eq!(error.error_message(), None);
+    }
+
+    #[test]
+    fn long_error_messages_are_capped_with_a_marker() {
+        let long = format!(
+            r#"{{"error_code":"DLI.0001","error_msg":"{}"}}"#,
+            "x".repeat(5000)
+        );
+        let error = error_from_answer(RawAnswer {
+            body: Bytes::from(long),
+            ..raw(400, None, b"")
+        });
+        let message = error.error_message().expect("message");
+        assert_eq!(
+            message.chars().count(),
+            MAX_ERROR_MESSAGE_CHARS + "... [cut]".len()
+        );
+        assert!(message.ends_with("... [cut]"));
+        assert_eq!(cap_chars("short", 10), "short");
     }
 
     #[test]
     fn an_error_body_becomes_an_api_error_with_its_request_id() {
-        let error = error_from_answer(RawAnswer {
-            status: 400,
-            request_id: Some("hdr".into()),
-            body: Bytes::from_static(
-                br#"{"error_code":"DLI.16001","error_msg":"job 9 not found"}"#,
-            ),
-            retry_after: None,
-            server_date: None,
-        });
+        let error = error_from_answer(raw(
+            400,
+            Some("application/json"),
+            br#"{"error_code":"DLI.16001","error_msg":"job 9 not found"}"#,
+        ));
         assert_eq!(error.error_code(), Some("DLI.16001"));
         assert_eq!(error.request_id(), Some("hdr"));
-        let bare = error_from_answer(RawAnswer {
-            status: 502,
-            request_id: None,
-            body: Bytes::from_static(b"<html>bad gateway</html>"),
-            retry_after: None,
-            server_date: None,
-        });
+        let bare = error_from_answer(raw(502, None, b"<html>bad gateway</html>"));
         assert!(matches!(bare, DliError::Http { status: 502, .. }));
     }
 }

@@ -33,11 +33,13 @@ pub enum DliError {
         /// The answer's `Date` header, to spot clock skew.
         server_date: Option<jiff::Timestamp>,
     },
-    /// An error answer without a readable error body (e.g. from a proxy).
-    #[error("DLI answered HTTP {status}{}: {excerpt}", request_id_note(.request_id.as_deref()))]
+    /// An error answer without a DLI or gateway error body (e.g. from a proxy). The body is
+    /// only described: quoting it would relay whatever answered into statuses and Events.
+    #[error("DLI answered HTTP {status}{} without an error document ({body_summary})", request_id_note(.request_id.as_deref()))]
     Http {
         status: u16,
-        excerpt: String,
+        /// Content type and length of the body.
+        body_summary: String,
         request_id: Option<String>,
         retry_after: Option<Duration>,
         server_date: Option<jiff::Timestamp>,
@@ -131,19 +133,6 @@ impl DliError {
                     server_date,
                 }
             }
-            DliError::Http {
-                status,
-                excerpt,
-                request_id,
-                retry_after,
-                server_date,
-            } => DliError::Http {
-                status,
-                excerpt: redact(&excerpt, secrets),
-                request_id,
-                retry_after,
-                server_date,
-            },
             other => other,
         }
     }
@@ -192,7 +181,6 @@ impl DliError {
     pub fn error_message(&self) -> Option<&str> {
         match self {
             DliError::Api { body, .. } => Some(&body.error_msg),
-            DliError::Http { excerpt, .. } => Some(excerpt),
             _ => None,
         }
     }

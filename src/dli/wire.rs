@@ -122,19 +122,24 @@ impl<'de> Deserialize<'de> for JobStatus {
 }
 
 /// A job as the job-detail and job-list APIs describe it (fields the operator uses).
+///
+/// Every field but `job_id` is optional in the official SDK's models and may come as `null`:
+/// a missing or `null` field reads as empty, so one sparse job never fails a whole answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobDetail {
     pub job_id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub job_type: String,
-    pub status: JobStatus,
+    /// `None` when DLI did not say: confirmation keeps polling such a job.
     #[serde(default)]
+    pub status: Option<JobStatus>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub status_desc: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub queue_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub has_savepoint: bool,
     /// Empty on the wire when there is none; `None` here then.
     #[serde(default, deserialize_with = "empty_as_none")]
@@ -142,6 +147,14 @@ pub struct JobDetail {
     /// Milliseconds since the epoch.
     #[serde(default)]
     pub update_time: Option<i64>,
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn empty_as_none<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
@@ -154,13 +167,49 @@ pub struct JobDetailBody {
     pub job_detail: JobDetail,
 }
 
-/// `GET /v1.0/{project}/streaming/jobs`.
-#[derive(Debug, Clone, Deserialize)]
+/// `GET /v1.0/{project}/streaming/jobs`: the jobs sit inside `job_list`, as in the SDK's
+/// `ListFlinkJobsResponse` and the API reference.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct JobListBody {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub job_list: JobListPage,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct JobListPage {
+    /// How many jobs match the query in all, over every page.
     #[serde(default)]
-    pub job_count: Option<u64>,
-    #[serde(default)]
+    pub total_count: Option<u64>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub jobs: Vec<JobDetail>,
+}
+
+/// The batch-stop answer as it comes: an array of elements (the reference this project
+/// follows), a single element object (another published regional reference), or, with a
+/// success status, a DLI error object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopAnswerBody {
+    Elements(Vec<AnswerElement>),
+    Single(AnswerElement),
+    Refusal(ErrorBody),
+}
+
+impl StopAnswerBody {
+    /// Reads the body by its shape, so a malformed answer says what is wrong in it rather
+    /// than that it matched no shape.
+    pub fn parse(body: &[u8]) -> Result<StopAnswerBody, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_slice(body)?;
+        match value {
+            serde_json::Value::Array(_) => serde_json::from_value(value).map(Self::Elements),
+            serde_json::Value::Object(ref fields) if fields.contains_key("error_code") => {
+                serde_json::from_value(value).map(Self::Refusal)
+            }
+            serde_json::Value::Object(_) => serde_json::from_value(value).map(Self::Single),
+            _ => Err(serde::de::Error::custom(
+                "expected an array of answers or one answer object",
+            )),
+        }
+    }
 }
 
 /// The error body of DLI (`DLI.*`) and of the API gateway (`APIGW.*`, with `request_id`).
@@ -254,7 +303,7 @@ mod tests {
         )
         .expect("valid detail");
         let detail = body.job_detail;
-        assert_eq!(detail.status, JobStatus::CancelSuccess);
+        assert_eq!(detail.status, Some(JobStatus::CancelSuccess));
         assert_eq!(
             detail.savepoint_path.as_deref(),
             Some("obs://b/jobs/savepoint/128/1/")
@@ -268,8 +317,62 @@ mod tests {
             serde_json::from_str(r#"{"job_id":1,"status":"job_teleporting","savepoint_path":""}"#)
                 .expect("valid detail");
         assert_eq!(detail.savepoint_path, None);
-        assert_eq!(detail.status, JobStatus::Other("job_teleporting".into()));
-        assert_eq!(detail.status.to_string(), "job_teleporting");
+        let status = detail.status.expect("status");
+        assert_eq!(status, JobStatus::Other("job_teleporting".into()));
+        assert_eq!(status.to_string(), "job_teleporting");
+    }
+
+    #[test]
+    fn null_and_missing_optional_fields_read_as_empty() {
+        let detail: JobDetail = serde_json::from_str(
+            r#"{"job_id":7,"name":null,"job_type":null,"status":null,"status_desc":null,
+                "queue_name":null,"has_savepoint":null,"savepoint_path":null,"update_time":null}"#,
+        )
+        .expect("a sparse detail reads");
+        assert_eq!(detail.job_id, 7);
+        assert_eq!(detail.name, "");
+        assert_eq!(detail.status, None);
+        assert!(!detail.has_savepoint);
+        let bare: JobDetail = serde_json::from_str(r#"{"job_id":8}"#).expect("a bare detail reads");
+        assert_eq!(bare.queue_name, "");
+    }
+
+    #[test]
+    fn the_job_list_sits_inside_job_list_as_the_sdk_reads_it() {
+        let body: JobListBody = serde_json::from_str(
+            r#"{"is_success":"true","message":"","job_list":{"total_count":12,
+                "jobs":[{"job_id":1,"name":"a","status":"job_running","queue_name":null}]}}"#,
+        )
+        .expect("a list answer reads");
+        assert_eq!(body.job_list.total_count, Some(12));
+        assert_eq!(body.job_list.jobs.len(), 1);
+        assert_eq!(body.job_list.jobs[0].status, Some(JobStatus::Running));
+        let empty: JobListBody =
+            serde_json::from_str(r#"{"is_success":"true","job_list":null}"#).expect("reads");
+        assert_eq!(empty.job_list.total_count, None);
+    }
+
+    #[test]
+    fn the_stop_answer_is_read_as_an_array_an_object_or_a_refusal() {
+        let parse = |body: &str| StopAnswerBody::parse(body.as_bytes());
+        assert!(matches!(
+            parse(r#"[{"is_success":"true","message":"a"}]"#),
+            Ok(StopAnswerBody::Elements(elements)) if elements.len() == 1
+        ));
+        assert_eq!(
+            parse(r#"{"is_success":"true","message":"delivered"}"#).expect("object"),
+            StopAnswerBody::Single(AnswerElement {
+                is_success: true,
+                message: "delivered".into()
+            })
+        );
+        assert!(matches!(
+            parse(r#"{"error_code":"DLI.0001","error_msg":"bad ids"}"#),
+            Ok(StopAnswerBody::Refusal(body)) if body.error_msg == "bad ids"
+        ));
+        for malformed in [r#""text""#, "42", r#"{"message":"no flag"}"#, "[1]", "{"] {
+            assert!(parse(malformed).is_err(), "{malformed}");
+        }
     }
 
     #[test]
