@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::client::StopAnswer;
 use super::error::DliError;
+use super::wire::ErrorBody;
 
 /// How a failed call counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +46,38 @@ pub fn classify(result: Result<StopAnswer, DliError>) -> StopOutcome {
     }
 }
 
-/// What an error HTTP status says about delivery.
+/// Gateway error codes that a 503 carries only when the gateway refused the call itself,
+/// before forwarding it to DLI (the API gateway's published error table).
+const NOT_FORWARDED_503_CODES: [&str; 2] = [
+    // The throttling threshold has been reached.
+    "APIGW.0308",
+    // IAM is unavailable: authentication, which runs before forwarding, could not be done.
+    "APIGW.0613",
+];
+
+/// What an error answer proves about delivery: the one table of retryable, final and
+/// ambiguous answers. Only an answer that proves DLI never saw the call may be retried.
 ///
-/// 401/403 and 429 are answered by the gateway before DLI sees the call; 502/503/504 mean the
-/// gateway could not hand it on. A 500 comes from DLI itself, which may have acted before
-/// failing. Any other 4xx is DLI refusing the input, final.
-pub fn class_of_status(status: u16) -> OutcomeClass {
+/// | answer | class | why |
+/// |---|---|---|
+/// | 401, 403 | not delivered | the gateway (or IAM behind it) refused the credentials before forwarding |
+/// | 429 | not delivered | the gateway throttles before forwarding |
+/// | 503 with a gateway code in [`NOT_FORWARDED_503_CODES`] | not delivered | the gateway says it did not forward |
+/// | 503 otherwise (DLI's body, another code, no body) | ambiguous | DLI or a proxy behind the gateway may have acted |
+/// | 502, 504 | ambiguous | the gateway lost or timed out on DLI's answer after forwarding; DLI may have acted |
+/// | 500 and every other 5xx | ambiguous | DLI may have acted before failing |
+/// | 2xx with a DLI error body | final | DLI refused the call in its answer |
+/// | any other 4xx | final | DLI (or the gateway) refused the input; the same call would be refused again |
+/// | anything else (1xx, 3xx) | ambiguous | nothing proves what happened |
+pub fn class_of_answer(status: u16, body: Option<&ErrorBody>) -> OutcomeClass {
     match status {
-        401 | 403 | 429 | 502 | 503 | 504 => OutcomeClass::NotDelivered,
+        401 | 403 | 429 => OutcomeClass::NotDelivered,
+        503 if body
+            .is_some_and(|body| NOT_FORWARDED_503_CODES.contains(&body.error_code.as_str())) =>
+        {
+            OutcomeClass::NotDelivered
+        }
+        200..=299 if body.is_some() => OutcomeClass::Rejected,
         400..=499 => OutcomeClass::Rejected,
         _ => OutcomeClass::Ambiguous,
     }
@@ -71,14 +96,13 @@ impl DliError {
                 OutcomeClass::NotDelivered
             }
             DliError::Timeout { .. } | DliError::Transport { .. } => OutcomeClass::Ambiguous,
-            DliError::Api { status, .. } | DliError::Http { status, .. } => {
-                class_of_status(*status)
-            }
+            DliError::Api { status, body, .. } => class_of_answer(*status, Some(body)),
+            DliError::Http { status, .. } => class_of_answer(*status, None),
             DliError::TooLarge { status, .. } | DliError::Malformed { status, .. } => {
                 if (200..300).contains(status) {
                     OutcomeClass::Ambiguous
                 } else {
-                    class_of_status(*status)
+                    class_of_answer(*status, None)
                 }
             }
         }
@@ -114,7 +138,6 @@ pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dli::wire::ErrorBody;
 
     fn api(status: u16, code: &str) -> DliError {
         DliError::Api {
@@ -138,27 +161,52 @@ mod tests {
     }
 
     #[test]
-    fn gateway_refusals_are_not_delivered() {
-        for status in [401, 403, 429, 502, 503, 504] {
+    fn gateway_refusals_before_forwarding_are_not_delivered() {
+        for (status, code) in [
+            (401, "APIGW.0301"),
+            (403, "APIGW.0302"),
+            (401, "DLI.0013"),
+            (429, "APIGW.0308"),
+            (503, "APIGW.0308"),
+            (503, "APIGW.0613"),
+        ] {
             assert_eq!(
-                api(status, "APIGW.0301").class(),
+                api(status, code).class(),
                 OutcomeClass::NotDelivered,
-                "{status}"
+                "{status} {code}"
             );
         }
     }
 
     #[test]
-    fn a_500_is_ambiguous_because_dli_may_have_acted() {
-        assert_eq!(api(500, "DLI.0999").class(), OutcomeClass::Ambiguous);
-        let bare = DliError::Http {
-            status: 500,
-            excerpt: String::new(),
-            request_id: None,
-            retry_after: None,
-            server_date: None,
-        };
-        assert_eq!(bare.class(), OutcomeClass::Ambiguous);
+    fn gateway_failures_after_forwarding_are_ambiguous() {
+        // The gateway's "Backend unavailable" (502) and "Backend timeout" (504) come after it
+        // forwarded the call: DLI may have stopped the jobs already.
+        for status in [502, 504] {
+            assert_eq!(
+                api(status, "APIGW.0201").class(),
+                OutcomeClass::Ambiguous,
+                "{status}"
+            );
+        }
+        assert_eq!(api(502, "APIGW.0610").class(), OutcomeClass::Ambiguous);
+        assert_eq!(api(503, "DLI.0999").class(), OutcomeClass::Ambiguous);
+        assert_eq!(api(503, "APIGW.0201").class(), OutcomeClass::Ambiguous);
+        for status in [502, 503, 504] {
+            let bare = DliError::Http {
+                status,
+                body_summary: String::new(),
+                request_id: None,
+                retry_after: None,
+                server_date: None,
+            };
+            assert_eq!(bare.class(), OutcomeClass::Ambiguous, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_dli_error_body_with_a_success_status_is_final() {
+        assert_eq!(api(200, "DLI.0001").class(), OutcomeClass::Rejected);
     }
 
     #[test]
@@ -193,12 +241,12 @@ mod tests {
             request_id: None,
         };
         assert_eq!(large.class(), OutcomeClass::Ambiguous);
-        let large_503 = DliError::TooLarge {
-            status: 503,
+        let large_429 = DliError::TooLarge {
+            status: 429,
             limit: 10,
             request_id: None,
         };
-        assert_eq!(large_503.class(), OutcomeClass::NotDelivered);
+        assert_eq!(large_429.class(), OutcomeClass::NotDelivered);
     }
 
     #[test]
