@@ -7,7 +7,7 @@ use dli_stop_operator::connection::{Auth, Connection, SecretValue};
 use dli_stop_operator::dli::{
     ClientOptions, DliClient, DliError, JobStatus, OutcomeClass, StopOutcome, classify,
 };
-use dli_stop_operator::sim::{AnswerShape, DliSim, Fault, Operation, SimConfig};
+use dli_stop_operator::sim::{AnswerShape, DliSim, Fault, Loss, Operation, Refusal, SimConfig};
 
 const AK: &str = "TESTACCESSKEY";
 const SK: &str = "test-secret-key";
@@ -106,6 +106,53 @@ async fn a_single_element_answer_applies_to_every_job() {
 }
 
 #[tokio::test]
+async fn a_single_object_answer_is_the_verdict_for_every_job() {
+    let sim = sim().await;
+    sim.set_answer_shape(AnswerShape::Object);
+    let answer = client(&sim)
+        .batch_stop(&[128, 137], false)
+        .await
+        .expect("delivered");
+    assert_eq!(answer.elements.len(), 1);
+    assert_eq!(answer.jobs.len(), 2);
+    assert!(answer.jobs.iter().all(|job| job.is_success == Some(true)));
+    assert_eq!(sim.total_stop_calls(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_with_a_path_needing_percent_encoding_is_signed_as_the_gateway_does() {
+    for prefix in ["/dli%20gw", "/dl%C3%B6", "/a+b:c"] {
+        let sim = start(SimConfig {
+            path_prefix: prefix.to_owned(),
+            ..SimConfig::default()
+        })
+        .await;
+        let client = client(&sim);
+        client.list_jobs(1).await.expect("list under the prefix");
+        client
+            .job_detail(128)
+            .await
+            .expect("detail under the prefix");
+        client
+            .batch_stop(&[128], false)
+            .await
+            .expect("stop under the prefix");
+        assert_eq!(sim.total_stop_calls(), 1, "{prefix}");
+    }
+}
+
+#[tokio::test]
+async fn sparse_jobs_with_null_fields_are_read() {
+    let sim = sim().await;
+    sim.set_null_optional_fields(true);
+    let client = client(&sim);
+    let detail = client.job_detail(128).await.expect("sparse detail");
+    assert_eq!(detail.status, Some(JobStatus::Running));
+    assert_eq!(detail.name, "");
+    let list = client.list_jobs(10).await.expect("sparse list");
+    assert_eq!(list.jobs.len(), 2);
+}
+#[tokio::test]
 async fn a_parameter_error_is_rejected_and_final() {
     let sim = sim().await;
     let error = stop_error(&client(&sim), &[]).await;
@@ -158,9 +205,9 @@ async fn throttling_is_not_delivered_and_carries_retry_after() {
     let sim = sim().await;
     sim.inject(
         Operation::BatchStop,
-        Fault::Status429 {
+        Fault::GatewayRefuses(Refusal::Throttled {
             retry_after_secs: Some(3),
-        },
+        }),
     );
     match classify(client(&sim).batch_stop(&[128], false).await) {
         StopOutcome::NotDelivered { retry_after, error } => {
@@ -173,20 +220,40 @@ async fn throttling_is_not_delivered_and_carries_retry_after() {
 }
 
 #[tokio::test]
-async fn gateway_unavailable_is_not_delivered() {
+async fn a_gateway_refusal_before_forwarding_is_not_delivered() {
     let sim = sim().await;
-    for fault in [Fault::Status502, Fault::Status503] {
-        sim.inject(Operation::BatchStop, fault);
-        let error = stop_error(&client(&sim), &[128]).await;
-        assert_eq!(error.class(), OutcomeClass::NotDelivered, "{error}");
-    }
+    sim.inject(
+        Operation::BatchStop,
+        Fault::GatewayRefuses(Refusal::Unavailable),
+    );
+    let error = stop_error(&client(&sim), &[128]).await;
+    assert_eq!(error.class(), OutcomeClass::NotDelivered, "{error}");
+    assert_eq!(error.http_status(), Some(503));
     assert_eq!(sim.total_stop_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_gateway_failure_after_dli_acted_is_ambiguous() {
+    let sim = sim().await;
+    for loss in [Loss::BadGateway, Loss::GatewayTimeout, Loss::Cut] {
+        sim.inject(
+            Operation::BatchStop,
+            Fault::AnswerLost {
+                loss,
+                dli_acted: true,
+            },
+        );
+        let error = stop_error(&client(&sim), &[128]).await;
+        assert_eq!(error.class(), OutcomeClass::Ambiguous, "{loss:?}: {error}");
+    }
+    assert_eq!(sim.total_stop_calls(), 3, "every call reached DLI");
+    assert_eq!(sim.job_status(128).as_deref(), Some("job_canceling"));
 }
 
 #[tokio::test]
 async fn a_server_error_is_ambiguous() {
     let sim = sim().await;
-    sim.inject(Operation::BatchStop, Fault::Status500);
+    sim.inject(Operation::BatchStop, Fault::DliFails { dli_acted: false });
     let error = stop_error(&client(&sim), &[128]).await;
     assert_eq!(error.class(), OutcomeClass::Ambiguous);
     assert_eq!(error.error_code(), Some("DLI.0999"));
@@ -197,7 +264,10 @@ async fn a_connection_cut_after_the_request_is_ambiguous() {
     let sim = sim().await;
     sim.inject(
         Operation::BatchStop,
-        Fault::CutAfterRequest { applied: true },
+        Fault::AnswerLost {
+            loss: Loss::Cut,
+            dli_acted: true,
+        },
     );
     let error = stop_error(&client(&sim), &[128]).await;
     assert_eq!(error.class(), OutcomeClass::Ambiguous, "{error}");
@@ -455,7 +525,7 @@ async fn a_static_token_is_sent_as_is() {
         ClientOptions::default(),
     );
     let detail = good.job_detail(137).await.expect("job detail");
-    assert_eq!(detail.status, JobStatus::Running);
+    assert_eq!(detail.status, Some(JobStatus::Running));
     let bad = client_with(
         connection(&sim, Auth::Token(SecretValue::new("other-token"))),
         ClientOptions::default(),
@@ -478,12 +548,13 @@ async fn job_detail_follows_a_stop_to_its_end_with_the_savepoint() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let detail = loop {
         let detail = client.job_detail(128).await.expect("job detail");
-        if detail.status == JobStatus::CancelSuccess || tokio::time::Instant::now() > deadline {
+        if detail.status == Some(JobStatus::CancelSuccess) || tokio::time::Instant::now() > deadline
+        {
             break detail;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(detail.status, JobStatus::CancelSuccess);
+    assert_eq!(detail.status, Some(JobStatus::CancelSuccess));
     assert_eq!(detail.savepoint_path, sim.savepoint_path(128));
     assert!(detail.savepoint_path.is_some());
 }
@@ -495,7 +566,7 @@ async fn list_jobs_reports_the_request_id() {
     assert_eq!(list.http_status, 200);
     assert!(list.request_id.is_some());
     assert_eq!(list.jobs.len(), 1);
-    assert_eq!(list.job_count, Some(2));
+    assert_eq!(list.total_count, Some(2));
     assert_eq!(sim.list_calls(), 1);
 }
 

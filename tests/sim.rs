@@ -7,8 +7,8 @@ use dli_stop_operator::dli::signer::{
     signed_headers, string_to_sign,
 };
 use dli_stop_operator::sim::{
-    AnswerShape, DliSim, Fault, Operation, RandomFaults, STOP_DELIVERED, SimConfig, StatsBody,
-    StopOutcome,
+    AnswerShape, DliSim, Fault, Loss, Operation, RandomFaults, Refusal, STOP_DELIVERED, SimConfig,
+    StatsBody, StopOutcome,
 };
 use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
@@ -514,9 +514,10 @@ async fn jobs_are_listed_with_paging_and_a_status_filter() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["is_success"], "true");
-    assert_eq!(body["job_count"], 2);
-    assert_eq!(body["jobs"].as_array().unwrap().len(), 1);
-    assert_eq!(body["jobs"][0]["job_id"], 137);
+    let page = &body["job_list"];
+    assert_eq!(page["total_count"], 2);
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(page["jobs"][0]["job_id"], 137);
     let (status, _) = json_of(caller.list(&[("limit", "101")]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Calls refused for their parameters are not counted.
@@ -540,28 +541,29 @@ async fn latency_delays_a_normal_answer() {
 }
 
 #[tokio::test]
-async fn gateway_faults_neither_count_nor_apply_the_stop() {
+async fn gateway_refusals_before_forwarding_neither_count_nor_apply_the_stop() {
     let sim = sim().await;
     sim.inject(
         Operation::BatchStop,
-        Fault::Status429 {
+        Fault::GatewayRefuses(Refusal::Throttled {
             retry_after_secs: Some(7),
-        },
+        }),
     );
-    sim.inject(Operation::BatchStop, Fault::Status502);
-    sim.inject(Operation::BatchStop, Fault::Status503);
+    sim.inject(
+        Operation::BatchStop,
+        Fault::GatewayRefuses(Refusal::Unavailable),
+    );
+    sim.inject(Operation::BatchStop, Fault::GatewayRefuses(Refusal::Cut));
     let caller = Caller::new(&sim);
     let throttled = caller.stop(&[128], false).await.unwrap();
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(throttled.headers()["retry-after"], "7");
+    let (status, body) = json_of(caller.stop(&[128], false).await.unwrap()).await;
     assert_eq!(
-        caller.stop(&[128], false).await.unwrap().status(),
-        StatusCode::BAD_GATEWAY
+        (status, body["error_code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("APIGW.0613"))
     );
-    assert_eq!(
-        caller.stop(&[128], false).await.unwrap().status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    assert!(caller.stop(&[128], false).await.is_err(), "cut");
     assert_eq!(sim.total_stop_calls(), 0);
     assert_eq!(sim.job_status(128).as_deref(), Some("job_running"));
     assert_eq!(
@@ -572,9 +574,36 @@ async fn gateway_faults_neither_count_nor_apply_the_stop() {
 }
 
 #[tokio::test]
+async fn the_gateway_can_lose_the_answer_after_dli_stopped_the_jobs() {
+    let sim = sim().await;
+    for loss in [Loss::BadGateway, Loss::GatewayTimeout] {
+        sim.inject(
+            Operation::BatchStop,
+            Fault::AnswerLost {
+                loss,
+                dli_acted: true,
+            },
+        );
+    }
+    let caller = Caller::new(&sim);
+    let (status, body) = json_of(caller.stop(&[128], false).await.unwrap()).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("APIGW.0201"))
+    );
+    assert!(body["request_id"].is_string(), "{body}");
+    let (status, _) = json_of(caller.stop(&[137], false).await.unwrap()).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(sim.job_status(128).as_deref(), Some("job_canceling"));
+    assert_eq!(sim.job_status(137).as_deref(), Some("job_canceling"));
+    assert_eq!(sim.total_stop_calls(), 2);
+    assert!(sim.stop_call_log().iter().all(|call| call.applied));
+}
+
+#[tokio::test]
 async fn a_500_counts_the_call_but_does_not_apply_it() {
     let sim = sim().await;
-    sim.inject(Operation::BatchStop, Fault::Status500);
+    sim.inject(Operation::BatchStop, Fault::DliFails { dli_acted: false });
     let (status, body) = json_of(Caller::new(&sim).stop(&[128], false).await.unwrap()).await;
     assert_eq!(
         (status, body["error_code"].as_str()),
@@ -588,14 +617,15 @@ async fn a_500_counts_the_call_but_does_not_apply_it() {
 #[tokio::test]
 async fn a_cut_connection_gives_no_answer_and_applies_as_configured() {
     let sim = sim().await;
-    sim.inject(
-        Operation::BatchStop,
-        Fault::CutAfterRequest { applied: true },
-    );
-    sim.inject(
-        Operation::BatchStop,
-        Fault::CutAfterRequest { applied: false },
-    );
+    for dli_acted in [true, false] {
+        sim.inject(
+            Operation::BatchStop,
+            Fault::AnswerLost {
+                loss: Loss::Cut,
+                dli_acted,
+            },
+        );
+    }
     let caller = Caller::new(&sim);
     let err = caller.stop(&[128], false).await.unwrap_err();
     assert!(!err.is_timeout() && err.status().is_none(), "{err:?}");
@@ -667,9 +697,18 @@ async fn a_held_stop_can_apply_on_arrival_and_survives_its_client() {
 async fn faults_apply_to_reads_and_token_issues_too() {
     let sim = sim().await;
     sim.add_iam_user("acme", "alice", "pw");
-    sim.inject(Operation::JobDetail, Fault::Status503);
+    sim.inject(
+        Operation::JobDetail,
+        Fault::GatewayRefuses(Refusal::Unavailable),
+    );
     sim.inject(Operation::ListJobs, Fault::MalformedBody);
-    sim.inject(Operation::IamToken, Fault::Status502);
+    sim.inject(
+        Operation::IamToken,
+        Fault::AnswerLost {
+            loss: Loss::BadGateway,
+            dli_acted: false,
+        },
+    );
     let caller = Caller::new(&sim);
     assert_eq!(
         caller.detail(128).await.status(),
@@ -696,7 +735,7 @@ async fn random_faults_follow_their_probability_until_cleared() {
     sim.set_random_faults(RandomFaults {
         probability: 1.0,
         seed: 42,
-        kinds: vec![Fault::Status503],
+        kinds: vec![Fault::GatewayRefuses(Refusal::Unavailable)],
     });
     let caller = Caller::new(&sim);
     for _ in 0..3 {
@@ -963,7 +1002,7 @@ async fn the_admin_api_drives_the_sim_from_outside() {
         ("settings", json!({"answer_shape": "single_element"})),
         (
             "faults",
-            json!({"operation": "batch_stop", "fault": {"kind": "status429", "retry_after_secs": 1}}),
+            json!({"operation": "batch_stop", "fault": {"kind": "throttled", "retry_after_secs": 1}}),
         ),
         (
             "faults",

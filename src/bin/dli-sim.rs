@@ -59,12 +59,16 @@ struct Args {
     /// Layout of the batch-stop answer.
     #[arg(long, value_enum, default_value_t = Shape::PerJob)]
     answer_shape: Shape,
+    /// Serve the DLI and IAM APIs under this path, as written in a URL (e.g. `/dli%20gw`).
+    #[arg(long, default_value = "")]
+    path_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Shape {
     PerJob,
     Single,
+    Object,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +136,7 @@ async fn run(args: Args) -> Result<(), String> {
         stop_delay: Duration::from_millis(args.stop_delay_ms),
         savepoint_delay: Duration::from_millis(args.savepoint_delay_ms),
         tls: args.tls,
+        path_prefix: args.path_prefix.clone(),
         ..defaults
     };
     let sim = DliSim::start_on(config, args.listen)
@@ -149,6 +154,7 @@ async fn run(args: Args) -> Result<(), String> {
     sim.set_answer_shape(match args.answer_shape {
         Shape::PerJob => AnswerShape::PerJob,
         Shape::Single => AnswerShape::SingleElement,
+        Shape::Object => AnswerShape::Object,
     });
     if let (Some(path), Some(pem)) = (&args.ca_out, sim.ca_pem()) {
         std::fs::write(path, pem)

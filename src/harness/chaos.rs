@@ -16,7 +16,7 @@ use super::process::{OperatorProcess, free_port};
 use super::rng::SeededRng;
 use super::world::{self, OperatorOptions};
 use crate::api::{JobStopRequest, Phase};
-use crate::sim::{DliSim, Fault, Operation, RandomFaults, SimConfig};
+use crate::sim::{DliSim, Fault, Loss, Operation, RandomFaults, Refusal, SimConfig};
 use crate::testenv::ControlPlane;
 
 /// How hard to shake the operator.
@@ -177,26 +177,31 @@ fn superseded_jobs(timeline: &[(Duration, Action)]) -> BTreeMap<String, Vec<Vec<
     superseded
 }
 
-/// Faults that leave the outcome of a call clear (gateway refusals) and ones that do not
-/// (500, cut connections, answers slower than the operator waits).
+/// Faults that leave the outcome of a call clear (the gateway refusing before forwarding) and
+/// ones that do not: the gateway losing DLI's answer after DLI acted (502, 504, a cut
+/// connection), DLI failing, answers slower than the operator waits.
 fn random_faults(probability: f64, seed: u64) -> RandomFaults {
+    let lost = |loss, dli_acted| Fault::AnswerLost { loss, dli_acted };
     RandomFaults {
         probability,
         seed,
         kinds: vec![
             Fault::Latency(Duration::from_millis(150)),
             Fault::Latency(Duration::from_millis(2500)),
-            Fault::Status429 {
+            Fault::GatewayRefuses(Refusal::Throttled {
                 retry_after_secs: None,
-            },
-            Fault::Status429 {
+            }),
+            Fault::GatewayRefuses(Refusal::Throttled {
                 retry_after_secs: Some(1),
-            },
-            Fault::Status500,
-            Fault::Status502,
-            Fault::Status503,
-            Fault::CutAfterRequest { applied: true },
-            Fault::CutAfterRequest { applied: false },
+            }),
+            Fault::GatewayRefuses(Refusal::Unavailable),
+            Fault::GatewayRefuses(Refusal::Cut),
+            lost(Loss::BadGateway, true),
+            lost(Loss::GatewayTimeout, true),
+            lost(Loss::Cut, true),
+            lost(Loss::Cut, false),
+            Fault::DliFails { dli_acted: true },
+            Fault::DliFails { dli_acted: false },
         ],
     }
 }

@@ -7,16 +7,19 @@
 //! |------|------|--------|
 //! | `POST /_sim/jobs` | `{"ids":[1,2],"status":"job_running"}` (status optional) | add or reset jobs |
 //! | `POST /_sim/outcomes` | `{"ids":[1],"outcome":"succeed"\|"fail_to_stop"\|"hang"}` | how their next stop ends |
-//! | `POST /_sim/faults` | `{"operation":"batch_stop","fault":{"kind":"status429","retry_after_secs":2}}` | queue a one-shot fault |
-//! | `POST /_sim/random-faults` | `{"probability":0.2,"seed":7,"kinds":[{"kind":"status503"}]}` or `null` | chaos mode on/off |
-//! | `POST /_sim/settings` | `{"answer_shape":"per_job"\|"single_element","clock_skew_secs":-600}` | answer layout, gateway clock |
+//! | `POST /_sim/faults` | `{"operation":"batch_stop","fault":{"kind":"throttled","retry_after_secs":2}}` | queue a one-shot fault |
+//! | `POST /_sim/random-faults` | `{"probability":0.2,"seed":7,"kinds":[{"kind":"gateway_timeout"}]}` or `null` | chaos mode on/off |
+//! | `POST /_sim/settings` | `{"answer_shape":"per_job"\|"single_element"\|"object","null_optional_fields":true,"clock_skew_secs":-600}` | answer layout, sparse jobs, gateway clock |
 //! | `POST /_sim/credentials` | `{"access_keys":[{"access_key":"AK","secret_key":"SK","security_token":null}],"iam_users":[{"domain":"d","user":"u","password":"p"}],"tokens":["t"]}` | accept credentials |
 //! | `POST /_sim/release` | none | let held requests go on |
 //! | `GET /_sim/stats` | | [`StatsBody`]: stop calls per job and in total, the call log, job statuses |
 //!
-//! Operations: `batch_stop`, `job_detail`, `list_jobs`, `iam_token`. Fault kinds: `latency`
-//! (`ms`), `status429` (`retry_after_secs`), `status500`, `status502`, `status503`,
-//! `cut_after_request` (`applied`), `malformed_body`, `oversized_body` (`bytes`), `hold` (`applied`).
+//! Operations: `batch_stop`, `job_detail`, `list_jobs`, `iam_token`. Fault kinds, by layer
+//! and moment (see [`FaultSpec`]): `latency` (`ms`); the gateway refusing before forwarding:
+//! `throttled` (`retry_after_secs`), `unavailable`, `cut_before_forwarding`; DLI's answer lost
+//! after forwarding (`dli_acted`, default true): `bad_gateway`, `gateway_timeout`,
+//! `cut_after_forwarding`; DLI failing: `dli_error` (`dli_acted`), `malformed_body`,
+//! `oversized_body` (`bytes`); `hold` (`applied`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +33,7 @@ use axum::{Json, Router};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::sim::faults::{Fault, Operation, RandomFaults};
+use crate::sim::faults::{Fault, Loss, Operation, RandomFaults, Refusal};
 use crate::sim::jobs::{JOB_RUNNING, StopOutcome};
 use crate::sim::shared::Shared;
 use crate::sim::state::{AnswerShape, StopCall};
@@ -47,25 +50,37 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/stats", get(stats))
 }
 
-/// A fault as written in JSON: `{"kind": "status429", "retry_after_secs": 2}`.
+/// A fault as written in JSON: `{"kind": "throttled", "retry_after_secs": 2}`.
+///
+/// Before forwarding (DLI never sees the call): `throttled`, `unavailable`,
+/// `cut_before_forwarding`. After forwarding, DLI having acted unless `"dli_acted": false`:
+/// `bad_gateway` (502), `gateway_timeout` (504), `cut_after_forwarding`, `dli_error` (500).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultSpec {
     Latency {
         ms: u64,
     },
-    #[serde(rename = "status429")]
-    Status429 {
+    Throttled {
         retry_after_secs: Option<u64>,
     },
-    #[serde(rename = "status500")]
-    Status500,
-    #[serde(rename = "status502")]
-    Status502,
-    #[serde(rename = "status503")]
-    Status503,
-    CutAfterRequest {
-        applied: bool,
+    Unavailable,
+    CutBeforeForwarding,
+    BadGateway {
+        #[serde(default = "acted")]
+        dli_acted: bool,
+    },
+    GatewayTimeout {
+        #[serde(default = "acted")]
+        dli_acted: bool,
+    },
+    CutAfterForwarding {
+        #[serde(default = "acted")]
+        dli_acted: bool,
+    },
+    DliError {
+        #[serde(default = "acted")]
+        dli_acted: bool,
     },
     MalformedBody,
     OversizedBody {
@@ -76,15 +91,25 @@ pub enum FaultSpec {
     },
 }
 
+/// A fault after forwarding assumes the worst case unless told otherwise: DLI acted.
+fn acted() -> bool {
+    true
+}
+
 impl From<FaultSpec> for Fault {
     fn from(spec: FaultSpec) -> Fault {
+        let lost = |loss, dli_acted| Fault::AnswerLost { loss, dli_acted };
         match spec {
             FaultSpec::Latency { ms } => Fault::Latency(Duration::from_millis(ms)),
-            FaultSpec::Status429 { retry_after_secs } => Fault::Status429 { retry_after_secs },
-            FaultSpec::Status500 => Fault::Status500,
-            FaultSpec::Status502 => Fault::Status502,
-            FaultSpec::Status503 => Fault::Status503,
-            FaultSpec::CutAfterRequest { applied } => Fault::CutAfterRequest { applied },
+            FaultSpec::Throttled { retry_after_secs } => {
+                Fault::GatewayRefuses(Refusal::Throttled { retry_after_secs })
+            }
+            FaultSpec::Unavailable => Fault::GatewayRefuses(Refusal::Unavailable),
+            FaultSpec::CutBeforeForwarding => Fault::GatewayRefuses(Refusal::Cut),
+            FaultSpec::BadGateway { dli_acted } => lost(Loss::BadGateway, dli_acted),
+            FaultSpec::GatewayTimeout { dli_acted } => lost(Loss::GatewayTimeout, dli_acted),
+            FaultSpec::CutAfterForwarding { dli_acted } => lost(Loss::Cut, dli_acted),
+            FaultSpec::DliError { dli_acted } => Fault::DliFails { dli_acted },
             FaultSpec::MalformedBody => Fault::MalformedBody,
             FaultSpec::OversizedBody { bytes } => Fault::OversizedBody(bytes),
             FaultSpec::Hold { applied } => Fault::Hold { applied },
@@ -167,6 +192,7 @@ async fn put_random_faults(
 #[derive(Debug, Deserialize)]
 struct SettingsBody {
     answer_shape: Option<AnswerShape>,
+    null_optional_fields: Option<bool>,
     clock_skew_secs: Option<i64>,
 }
 
@@ -177,6 +203,9 @@ async fn put_settings(
     let mut state = shared.state();
     if let Some(shape) = body.answer_shape {
         state.answer_shape = shape;
+    }
+    if let Some(null) = body.null_optional_fields {
+        state.null_optional_fields = null;
     }
     if let Some(secs) = body.clock_skew_secs {
         state.clock_skew = SignedDuration::from_secs(secs);
@@ -285,15 +314,43 @@ mod tests {
                 Fault::Latency(Duration::from_millis(1500)),
             ),
             (
-                json!({"kind": "status429", "retry_after_secs": 3}),
-                Fault::Status429 {
+                json!({"kind": "throttled", "retry_after_secs": 3}),
+                Fault::GatewayRefuses(Refusal::Throttled {
                     retry_after_secs: Some(3),
+                }),
+            ),
+            (
+                json!({"kind": "unavailable"}),
+                Fault::GatewayRefuses(Refusal::Unavailable),
+            ),
+            (
+                json!({"kind": "cut_before_forwarding"}),
+                Fault::GatewayRefuses(Refusal::Cut),
+            ),
+            (
+                json!({"kind": "gateway_timeout"}),
+                Fault::AnswerLost {
+                    loss: Loss::GatewayTimeout,
+                    dli_acted: true,
                 },
             ),
-            (json!({"kind": "status503"}), Fault::Status503),
             (
-                json!({"kind": "cut_after_request", "applied": true}),
-                Fault::CutAfterRequest { applied: true },
+                json!({"kind": "bad_gateway", "dli_acted": false}),
+                Fault::AnswerLost {
+                    loss: Loss::BadGateway,
+                    dli_acted: false,
+                },
+            ),
+            (
+                json!({"kind": "cut_after_forwarding"}),
+                Fault::AnswerLost {
+                    loss: Loss::Cut,
+                    dli_acted: true,
+                },
+            ),
+            (
+                json!({"kind": "dli_error", "dli_acted": false}),
+                Fault::DliFails { dli_acted: false },
             ),
             (
                 json!({"kind": "oversized_body", "bytes": 10}),

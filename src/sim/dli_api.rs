@@ -103,6 +103,7 @@ pub async fn batch_stop(
                 .batch_stop(call, &body, Timestamp::now());
             match answer {
                 StopAnswer::Elements(elements) => (StatusCode::OK, Json(elements)).into_response(),
+                StopAnswer::Object(element) => (StatusCode::OK, Json(element)).into_response(),
                 StopAnswer::UnknownJob(id) => dli_error(
                     StatusCode::BAD_REQUEST,
                     "DLI.16001",
@@ -138,7 +139,10 @@ pub async fn job_detail(
     let work = move || {
         let state = work_shared.state();
         match state.view(job_id, Timestamp::now()) {
-            Some((job, view)) => json_response(StatusCode::OK, &job_detail_body(job, &view)),
+            Some((job, view)) => json_response(
+                StatusCode::OK,
+                &job_detail_body(job, &view, state.null_optional_fields),
+            ),
             None => dli_error(
                 StatusCode::BAD_REQUEST,
                 "DLI.16001",
@@ -181,7 +185,7 @@ pub async fn list_jobs(
             work_shared
                 .state()
                 .list_jobs(Timestamp::now(), limit, offset, status.as_deref());
-        json_response(StatusCode::OK, &job_list_body(page.job_count, page.jobs))
+        json_response(StatusCode::OK, &job_list_body(page.total_count, page.jobs))
     };
     respond(&shared, &req.request_id, fault, work).await
 }

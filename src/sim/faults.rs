@@ -15,42 +15,58 @@ pub enum Operation {
     IamToken,
 }
 
-/// One injected misbehaviour.
+/// One injected misbehaviour, named by the layer it happens in and its moment.
 ///
-/// Faults answered "at the gateway" (429, 502, 503) never reach DLI: the call is not counted
-/// and has no effect. Every other fault counts the call as received, because the client cannot
-/// tell whether it was delivered.
+/// A call passes the API gateway, reaches DLI, which acts on it, and DLI's answer passes the
+/// gateway on its way back. A fault before forwarding ([`Fault::GatewayRefuses`]) never
+/// reaches DLI: the call is not counted and has no effect. Every other fault counts the call
+/// as received by DLI, whether or not DLI then acted on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Wait, then answer normally.
+    /// The gateway waits this long before forwarding; then all goes on normally.
     Latency(Duration),
-    /// 429 from the gateway, with `Retry-After` when given.
-    Status429 { retry_after_secs: Option<u64> },
-    /// 500 from DLI; the operation has no effect.
-    Status500,
-    /// 502 from the gateway.
-    Status502,
-    /// 503 from the gateway.
-    Status503,
-    /// Read the whole request, then drop the connection without answering. `applied`: whether
-    /// the operation took effect before the cut.
-    CutAfterRequest { applied: bool },
-    /// 200 whose body is not JSON; the operation took effect.
+    /// The gateway answers the call itself and never forwards it.
+    GatewayRefuses(Refusal),
+    /// DLI receives the call (and acts on it when `dli_acted`), then the gateway loses its
+    /// answer.
+    AnswerLost { loss: Loss, dli_acted: bool },
+    /// DLI fails with a 500 (`DLI.0999`), after acting on the call when `dli_acted`.
+    DliFails { dli_acted: bool },
+    /// DLI acts, and its 200 answer arrives cut short (not JSON).
     MalformedBody,
-    /// 200 with a valid JSON body of (at least) this many bytes; the operation took effect.
+    /// DLI acts and answers 200 with a valid JSON body of (at least) this many bytes.
     OversizedBody(usize),
     /// Keep the request open until released. `applied: true` applies the operation on arrival
     /// and holds only the answer; `false` applies it on release (even if the client has gone).
     Hold { applied: bool },
 }
 
+/// How the gateway refuses a call before forwarding it (its published error codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 429 `APIGW.0308`, the throttling threshold, with `Retry-After` when given.
+    Throttled { retry_after_secs: Option<u64> },
+    /// 503 `APIGW.0613`: IAM is unavailable, so the gateway cannot authenticate the call.
+    Unavailable,
+    /// The gateway reads the request and drops the connection without forwarding it.
+    Cut,
+}
+
+/// What the client gets instead of DLI's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// 502 `APIGW.0201` "Backend unavailable."
+    BadGateway,
+    /// 504 `APIGW.0201` "Backend timeout."
+    GatewayTimeout,
+    /// The connection is dropped instead of the answer.
+    Cut,
+}
+
 impl Fault {
-    /// Whether the call gets past the gateway, i.e. DLI may have acted on it.
+    /// Whether the call gets past the gateway, i.e. DLI receives it.
     pub fn reaches_dli(&self) -> bool {
-        !matches!(
-            self,
-            Fault::Status429 { .. } | Fault::Status502 | Fault::Status503
-        )
+        !matches!(self, Fault::GatewayRefuses(_))
     }
 }
 
@@ -127,28 +143,35 @@ mod tests {
     #[test]
     fn queued_faults_are_consumed_in_order_per_operation() {
         let mut book = FaultBook::default();
-        book.push(Operation::BatchStop, Fault::Status500);
+        let dli_fails = Fault::DliFails { dli_acted: false };
+        let unavailable = Fault::GatewayRefuses(Refusal::Unavailable);
+        book.push(Operation::BatchStop, dli_fails.clone());
         book.push(Operation::BatchStop, Fault::MalformedBody);
-        book.push(Operation::JobDetail, Fault::Status503);
-        assert_eq!(book.next(Operation::BatchStop), Some(Fault::Status500));
-        assert_eq!(book.next(Operation::JobDetail), Some(Fault::Status503));
+        book.push(Operation::JobDetail, unavailable.clone());
+        assert_eq!(book.next(Operation::BatchStop), Some(dli_fails));
+        assert_eq!(book.next(Operation::JobDetail), Some(unavailable));
         assert_eq!(book.next(Operation::BatchStop), Some(Fault::MalformedBody));
         assert_eq!(book.next(Operation::BatchStop), None);
         assert_eq!(book.next(Operation::ListJobs), None);
     }
 
     #[test]
-    fn gateway_faults_do_not_reach_dli() {
-        assert!(
-            !Fault::Status429 {
-                retry_after_secs: Some(1)
+    fn only_refusals_before_forwarding_do_not_reach_dli() {
+        for refusal in [
+            Refusal::Throttled {
+                retry_after_secs: Some(1),
+            },
+            Refusal::Unavailable,
+            Refusal::Cut,
+        ] {
+            assert!(!Fault::GatewayRefuses(refusal).reaches_dli());
+        }
+        for loss in [Loss::BadGateway, Loss::GatewayTimeout, Loss::Cut] {
+            for dli_acted in [true, false] {
+                assert!(Fault::AnswerLost { loss, dli_acted }.reaches_dli());
             }
-            .reaches_dli()
-        );
-        assert!(!Fault::Status502.reaches_dli());
-        assert!(!Fault::Status503.reaches_dli());
-        assert!(Fault::Status500.reaches_dli());
-        assert!(Fault::CutAfterRequest { applied: false }.reaches_dli());
+        }
+        assert!(Fault::DliFails { dli_acted: false }.reaches_dli());
     }
 
     fn draws(seed: u64, probability: f64) -> Vec<Option<Fault>> {
@@ -156,7 +179,10 @@ mod tests {
         book.set_random(Some(RandomFaults {
             probability,
             seed,
-            kinds: vec![Fault::Status500, Fault::Status503],
+            kinds: vec![
+                Fault::DliFails { dli_acted: false },
+                Fault::GatewayRefuses(Refusal::Unavailable),
+            ],
         }));
         (0..200).map(|_| book.next(Operation::BatchStop)).collect()
     }
@@ -177,10 +203,13 @@ mod tests {
         book.set_random(Some(RandomFaults {
             probability: 1.0,
             seed: 1,
-            kinds: vec![Fault::Status500],
+            kinds: vec![Fault::DliFails { dli_acted: false }],
         }));
         book.push(Operation::BatchStop, Fault::MalformedBody);
         assert_eq!(book.next(Operation::BatchStop), Some(Fault::MalformedBody));
-        assert_eq!(book.next(Operation::BatchStop), Some(Fault::Status500));
+        assert_eq!(
+            book.next(Operation::BatchStop),
+            Some(Fault::DliFails { dli_acted: false })
+        );
     }
 }

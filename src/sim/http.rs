@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,18 +27,32 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct CutConnection;
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The DLI and IAM APIs under `path_prefix` (empty, or `/` and segments without a trailing
+/// `/`), the admin API at `/_sim` always.
+pub fn router(shared: Arc<Shared>, path_prefix: &str) -> Result<Router, String> {
+    let api = Router::new()
         .route("/v1.0/{project_id}/streaming/jobs/stop", post(batch_stop))
         .route(
             "/v1.0/{project_id}/streaming/jobs/{job_id}",
             get(job_detail),
         )
         .route("/v1.0/{project_id}/streaming/jobs", get(list_jobs))
-        .route("/v3/auth/tokens", post(iam_token))
+        .route("/v3/auth/tokens", post(iam_token));
+    let api = match path_prefix {
+        "" => api,
+        prefix if prefix.starts_with('/') && !prefix.ends_with('/') && prefix != "/_sim" => {
+            Router::new().nest(prefix, api)
+        }
+        prefix => {
+            return Err(format!(
+                "path prefix {prefix:?} must start with / and not end with one"
+            ));
+        }
+    };
+    Ok(api
         .nest("/_sim", crate::sim::admin::router())
         .fallback(no_such_api)
-        .with_state(shared)
+        .with_state(shared))
 }
 
 /// A request with its body read in full, as the gateway sees it.
@@ -55,6 +69,11 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
+        // A nested router sees its path without the prefix; signatures cover the whole path.
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -72,7 +91,7 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
         Ok(Incoming {
             request_id,
             method: parts.method,
-            uri: parts.uri,
+            uri,
             headers: parts.headers,
             body,
         })

@@ -6,9 +6,11 @@
 //! over time, injects faults on demand and counts the stop calls it received, so tests can
 //! prove the once-per-generation promise.
 //!
-//! Counting rule: a stop call counts (once) when it passed authentication, had a well-formed
-//! body and was not refused at the gateway (429/502/503): every call the client cannot be sure
-//! was not delivered counts, even when a fault then cut, held or garbled the answer.
+//! It models two layers: the API gateway, which may refuse a call before forwarding it (DLI
+//! never sees it) or lose DLI's answer after DLI acted (502, 504, a cut connection), and DLI,
+//! which acts. Counting rule: a stop call counts (once) when it passed authentication, had a
+//! well-formed body and was forwarded to DLI, even when a fault then cut, held, replaced or
+//! garbled the answer.
 //!
 //! The `/_sim/` admin API (see [`admin`]) drives it from another process; it is not
 //! authenticated, so the stand-in must only ever listen on loopback.
@@ -38,7 +40,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use admin::{FaultSpec, StatsBody};
-pub use faults::{Fault, Operation, RandomFaults};
+pub use faults::{Fault, Loss, Operation, RandomFaults, Refusal};
 pub use jobs::{STOP_DELIVERED, StopOutcome};
 pub use state::{AnswerShape, StopCall};
 pub use tls::TlsError;
@@ -60,6 +62,9 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Serve HTTPS with a certificate from a fresh CA (see [`DliSim::ca_pem`]).
     pub tls: bool,
+    /// A path the DLI and IAM APIs are served under, as it appears in URLs (percent-encoded,
+    /// e.g. `/dli%20gw`), like a gateway that routes by path; empty for none.
+    pub path_prefix: String,
 }
 
 impl Default for SimConfig {
@@ -71,6 +76,7 @@ impl Default for SimConfig {
             savepoint_delay: Duration::from_secs(2),
             token_ttl: Duration::from_secs(24 * 3600),
             tls: false,
+            path_prefix: String::new(),
         }
     }
 }
@@ -114,7 +120,7 @@ impl DliSim {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let endpoint = format!("{scheme}://{local}");
+        let endpoint = format!("{scheme}://{local}{}", config.path_prefix);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let timing = Timing {
             stop_delay: config.stop_delay,
@@ -127,7 +133,8 @@ impl DliSim {
             config.token_ttl,
         );
         let shared = Arc::new(Shared::new(state, shutdown_rx.clone()));
-        let router = http::router(shared.clone());
+        let router = http::router(shared.clone(), &config.path_prefix)
+            .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
         let (acceptor, ca_pem) = match tls {
             Some(material) => (Some(material.acceptor), Some(material.ca_pem)),
             None => (None, None),
@@ -151,7 +158,7 @@ impl DliSim {
         })
     }
 
-    /// The base URL of DLI and IAM, e.g. `http://127.0.0.1:43117`.
+    /// The base URL of DLI and IAM, e.g. `http://127.0.0.1:43117`, with the path prefix if any.
     pub fn endpoint(&self) -> String {
         self.inner.endpoint.clone()
     }
@@ -201,6 +208,11 @@ impl DliSim {
 
     pub fn set_answer_shape(&self, shape: AnswerShape) {
         self.state().answer_shape = shape;
+    }
+
+    /// Whether job detail and list answers carry `null` for every optional field.
+    pub fn set_null_optional_fields(&self, null: bool) {
+        self.state().null_optional_fields = null;
     }
 
     /// Moves the gateway's clock (signature date check and `Date` header) off real time.

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use crate::sim::faults::Fault;
+use crate::sim::faults::{Fault, Loss, Refusal};
 use crate::sim::http::{CutConnection, dli_error, gateway_error, raw_json};
 use crate::sim::shared::Shared;
 use crate::sim::wire::{MALFORMED_BODY, oversized_body};
@@ -31,7 +31,39 @@ where
             tokio::time::sleep(delay).await;
             work()
         }
-        Fault::Status429 { retry_after_secs } => {
+        Fault::GatewayRefuses(refusal) => refuse(refusal, request_id),
+        Fault::AnswerLost { loss, dli_acted } => {
+            if dli_acted {
+                drop(work());
+            }
+            lose_answer(loss, request_id)
+        }
+        Fault::DliFails { dli_acted } => {
+            if dli_acted {
+                drop(work());
+            }
+            dli_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "DLI.0999",
+                "Server-side errors occur.",
+            )
+        }
+        Fault::MalformedBody => {
+            drop(work());
+            raw_json(MALFORMED_BODY.to_owned())
+        }
+        Fault::OversizedBody(bytes) => {
+            drop(work());
+            raw_json(oversized_body(bytes))
+        }
+        Fault::Hold { applied } => hold(shared.clone(), applied, work).await,
+    }
+}
+
+/// The gateway's own answer to a call it does not forward.
+fn refuse(refusal: Refusal, request_id: &str) -> Response {
+    match refusal {
+        Refusal::Throttled { retry_after_secs } => {
             let mut response = gateway_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "APIGW.0308",
@@ -45,41 +77,39 @@ where
             }
             response
         }
-        Fault::Status500 => dli_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "DLI.0999",
-            "Server-side errors occur.",
+        Refusal::Unavailable => gateway_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "APIGW.0613",
+            "The IAM service is currently unavailable.",
+            request_id,
         ),
-        Fault::Status502 => gateway_error(
+        Refusal::Cut => cut_connection(),
+    }
+}
+
+/// What the gateway sends when DLI's answer does not come through.
+fn lose_answer(loss: Loss, request_id: &str) -> Response {
+    match loss {
+        Loss::BadGateway => gateway_error(
             StatusCode::BAD_GATEWAY,
-            "APIGW.0202",
+            "APIGW.0201",
             "Backend unavailable.",
             request_id,
         ),
-        Fault::Status503 => gateway_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "APIGW.0203",
-            "Service unavailable.",
+        Loss::GatewayTimeout => gateway_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "APIGW.0201",
+            "Backend timeout.",
             request_id,
         ),
-        Fault::CutAfterRequest { applied } => {
-            if applied {
-                drop(work());
-            }
-            let mut response = Response::new(Body::empty());
-            response.extensions_mut().insert(CutConnection);
-            response
-        }
-        Fault::MalformedBody => {
-            drop(work());
-            raw_json(MALFORMED_BODY.to_owned())
-        }
-        Fault::OversizedBody(bytes) => {
-            drop(work());
-            raw_json(oversized_body(bytes))
-        }
-        Fault::Hold { applied } => hold(shared.clone(), applied, work).await,
+        Loss::Cut => cut_connection(),
     }
+}
+
+fn cut_connection() -> Response {
+    let mut response = Response::new(Body::empty());
+    response.extensions_mut().insert(CutConnection);
+    response
 }
 
 /// Holds the answer until released. The operation runs in its own task so that what happens

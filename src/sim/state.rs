@@ -28,6 +28,8 @@ pub enum AnswerShape {
     PerJob,
     /// One element for the whole batch, like the documentation's example.
     SingleElement,
+    /// One JSON object, not an array, for the whole batch, as a regional reference shows.
+    Object,
 }
 
 /// One batch-stop call that reached DLI.
@@ -44,6 +46,8 @@ pub struct StopCall {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopAnswer {
     Elements(Vec<StopElement>),
+    /// The whole batch's verdict as one object ([`AnswerShape::Object`]).
+    Object(StopElement),
     /// DLI refuses the whole call when one id is unknown.
     UnknownJob(i64),
 }
@@ -51,7 +55,8 @@ pub enum StopAnswer {
 /// The result of a list call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobPage {
-    pub job_count: usize,
+    /// Jobs matching the query over all pages.
+    pub total_count: usize,
     pub jobs: Vec<Value>,
 }
 
@@ -76,6 +81,8 @@ pub struct SimState {
     pub creds: Credentials,
     pub faults: FaultBook,
     pub answer_shape: AnswerShape,
+    /// Answer `null` for every optional job field, as the SDK's models allow.
+    pub null_optional_fields: bool,
     pub clock_skew: SignedDuration,
     pub stats: Stats,
 }
@@ -97,6 +104,7 @@ impl SimState {
             creds: Credentials::default(),
             faults: FaultBook::default(),
             answer_shape: AnswerShape::default(),
+            null_optional_fields: false,
             clock_skew: SignedDuration::ZERO,
             stats: Stats::default(),
         }
@@ -152,7 +160,7 @@ impl SimState {
         if let Some(logged) = self.stats.stop_log.get_mut(call) {
             logged.applied = decisions.contains(&StopDecision::Accepted);
         }
-        StopAnswer::Elements(shape_answer(self.answer_shape, decisions))
+        shape_answer(self.answer_shape, decisions)
     }
 
     pub fn list_jobs(
@@ -167,10 +175,10 @@ impl SimState {
             .values()
             .map(|job| (job, observe(job, now, &self.timing)))
             .filter(|(_, view)| status.is_none_or(|s| view.status == s))
-            .map(|(job, view)| job_json(job, &view))
+            .map(|(job, view)| job_json(job, &view, self.null_optional_fields))
             .collect();
         JobPage {
-            job_count: matching.len(),
+            total_count: matching.len(),
             jobs: matching.into_iter().skip(offset).take(limit).collect(),
         }
     }
@@ -196,28 +204,29 @@ impl SimState {
     }
 }
 
-fn shape_answer(shape: AnswerShape, decisions: Vec<StopDecision>) -> Vec<StopElement> {
+fn shape_answer(shape: AnswerShape, decisions: Vec<StopDecision>) -> StopAnswer {
     let element = |decision: StopDecision| match decision {
         StopDecision::Accepted => StopElement::new(true, STOP_DELIVERED.to_owned()),
         StopDecision::Refused { message } => StopElement::new(false, message),
     };
-    match shape {
-        AnswerShape::PerJob => decisions.into_iter().map(element).collect(),
-        AnswerShape::SingleElement => {
-            let refusals: Vec<String> = decisions
-                .into_iter()
-                .filter_map(|d| match d {
-                    StopDecision::Refused { message } => Some(message),
-                    StopDecision::Accepted => None,
-                })
-                .collect();
-            let single = if refusals.is_empty() {
-                StopElement::new(true, STOP_DELIVERED.to_owned())
-            } else {
-                StopElement::new(false, refusals.join(" "))
-            };
-            vec![single]
+    let batch_verdict = |decisions: Vec<StopDecision>| {
+        let refusals: Vec<String> = decisions
+            .into_iter()
+            .filter_map(|d| match d {
+                StopDecision::Refused { message } => Some(message),
+                StopDecision::Accepted => None,
+            })
+            .collect();
+        if refusals.is_empty() {
+            StopElement::new(true, STOP_DELIVERED.to_owned())
+        } else {
+            StopElement::new(false, refusals.join(" "))
         }
+    };
+    match shape {
+        AnswerShape::PerJob => StopAnswer::Elements(decisions.into_iter().map(element).collect()),
+        AnswerShape::SingleElement => StopAnswer::Elements(vec![batch_verdict(decisions)]),
+        AnswerShape::Object => StopAnswer::Object(batch_verdict(decisions)),
     }
 }
 
@@ -278,7 +287,7 @@ mod tests {
     fn elements(answer: StopAnswer) -> Vec<(&'static str, String)> {
         match answer {
             StopAnswer::Elements(e) => e.into_iter().map(|e| (e.is_success, e.message)).collect(),
-            StopAnswer::UnknownJob(id) => panic!("unknown job {id}"),
+            other => panic!("expected elements, got {other:?}"),
         }
     }
 
@@ -306,6 +315,20 @@ mod tests {
     }
 
     #[test]
+    fn object_answers_give_the_batch_verdict_as_one_object() {
+        let mut state = state();
+        state.answer_shape = AnswerShape::Object;
+        assert_eq!(
+            stop(&mut state, &[1, 2], 1),
+            StopAnswer::Object(StopElement::new(true, STOP_DELIVERED.to_owned()))
+        );
+        assert!(matches!(
+            stop(&mut state, &[1], 1),
+            StopAnswer::Object(element) if element.is_success == "false"
+        ));
+    }
+
+    #[test]
     fn an_unknown_job_refuses_the_whole_call_and_changes_nothing() {
         let mut state = state();
         assert_eq!(stop(&mut state, &[1, 99], 1), StopAnswer::UnknownJob(99));
@@ -327,7 +350,7 @@ mod tests {
     fn listing_filters_by_status_and_pages() {
         let state = state();
         let page = state.list_jobs(t(0), 1, 1, Some(JOB_RUNNING));
-        assert_eq!(page.job_count, 2);
+        assert_eq!(page.total_count, 2);
         assert_eq!(page.jobs.len(), 1);
         assert_eq!(page.jobs[0]["job_id"], 2);
     }

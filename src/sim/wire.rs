@@ -41,36 +41,44 @@ pub fn iam_error_body(status: u16, title: &str, message: &str) -> Value {
     json!({"error": {"code": status, "title": title, "message": message}})
 }
 
-/// A job as DLI lists or details it.
-pub fn job_json(job: &Job, view: &JobView) -> Value {
+/// A job as DLI lists or details it. With `null_optional` every field the SDK's models mark
+/// optional (all but `job_id`, `status` and `create_time` here) is `null`.
+pub fn job_json(job: &Job, view: &JobView, null_optional: bool) -> Value {
+    let optional = |value: Value| if null_optional { Value::Null } else { value };
     json!({
         "job_id": job.id,
-        "name": job.name,
-        "desc": "",
-        "user_name": "dli-sim",
-        "job_type": "flink_sql_job",
+        "name": optional(json!(job.name)),
+        "desc": optional(json!("")),
+        "user_name": optional(json!("dli-sim")),
+        "job_type": optional(json!("flink_sql_job")),
         "status": view.status,
-        "status_desc": "",
+        "status_desc": optional(json!("")),
         "create_time": job.created_at.as_millisecond(),
-        "start_time": job.created_at.as_millisecond(),
-        "update_time": view.updated_at.as_millisecond(),
-        "queue_name": "dli-sim-queue",
-        "has_savepoint": view.savepoint_path.is_some(),
-        "savepoint_path": view.savepoint_path.clone().unwrap_or_default(),
-        "restart_times": 0,
+        "start_time": optional(json!(job.created_at.as_millisecond())),
+        "update_time": optional(json!(view.updated_at.as_millisecond())),
+        "queue_name": optional(json!("dli-sim-queue")),
+        "has_savepoint": optional(json!(view.savepoint_path.is_some())),
+        "savepoint_path": optional(json!(view.savepoint_path.clone().unwrap_or_default())),
+        "restart_times": optional(json!(0)),
     })
 }
 
-pub fn job_detail_body(job: &Job, view: &JobView) -> Value {
-    let mut detail = job_json(job, view);
+pub fn job_detail_body(job: &Job, view: &JobView, null_optional: bool) -> Value {
+    let mut detail = job_json(job, view, null_optional);
     if let Value::Object(fields) = &mut detail {
         fields.insert("job_config".into(), json!({}));
     }
     json!({"is_success": "true", "message": "", "job_detail": detail})
 }
 
-pub fn job_list_body(job_count: usize, jobs: Vec<Value>) -> Value {
-    json!({"is_success": "true", "message": "", "job_count": job_count, "jobs": jobs})
+/// The list answer: the page of jobs and the total inside `job_list`, as the API reference
+/// and the SDK's `ListFlinkJobsResponse` lay it out.
+pub fn job_list_body(total_count: usize, jobs: Vec<Value>) -> Value {
+    json!({
+        "is_success": "true",
+        "message": "",
+        "job_list": {"total_count": total_count, "jobs": jobs},
+    })
 }
 
 /// A 200 body that is valid JSON and at least `bytes` long, to exercise client size limits.
@@ -103,7 +111,7 @@ mod tests {
             updated_at: at,
             savepoint_path: Some("obs://b/jobs/savepoint/5/1/".into()),
         };
-        let body = job_detail_body(&job, &view);
+        let body = job_detail_body(&job, &view, false);
         let detail = &body["job_detail"];
         assert_eq!(body["is_success"], "true");
         assert_eq!(detail["job_id"], 5);
@@ -112,6 +120,37 @@ mod tests {
         assert_eq!(detail["savepoint_path"], "obs://b/jobs/savepoint/5/1/");
         assert_eq!(detail["update_time"], 1_800_000_000_000i64);
         assert_eq!(detail["job_config"], json!({}));
+    }
+
+    #[test]
+    fn sparse_jobs_answer_null_for_every_optional_field() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let job = Job::new(5, "job_running", at);
+        let view = JobView {
+            status: "job_running".into(),
+            updated_at: at,
+            savepoint_path: None,
+        };
+        let detail = job_json(&job, &view, true);
+        assert_eq!(detail["job_id"], 5);
+        assert_eq!(detail["status"], "job_running");
+        for field in [
+            "name",
+            "job_type",
+            "status_desc",
+            "queue_name",
+            "has_savepoint",
+        ] {
+            assert_eq!(detail[field], Value::Null, "{field}");
+        }
+    }
+
+    #[test]
+    fn the_job_list_nests_its_page_in_job_list() {
+        let body = job_list_body(7, vec![json!({"job_id": 1})]);
+        assert_eq!(body["job_list"]["total_count"], 7);
+        assert_eq!(body["job_list"]["jobs"][0]["job_id"], 1);
+        assert_eq!(body.get("jobs"), None);
     }
 
     #[test]

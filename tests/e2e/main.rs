@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use dli_stop_operator::api::{MAX_JOB_IDS, Phase, SubmissionState, conditions};
-use dli_stop_operator::sim::{AnswerShape, Fault, Operation, StopOutcome};
+use dli_stop_operator::sim::{AnswerShape, Fault, Loss, Operation, Refusal, StopOutcome};
 use support::{Env, SECRET_KEY};
 
 fn request(name: &str, ids: &[i64], extra: &str) -> String {
@@ -209,11 +209,14 @@ async fn throttling_and_unavailability_are_retried_until_ready() {
     let env = Env::start("retry", &[41, 42]).await;
     env.sim.inject(
         Operation::BatchStop,
-        Fault::Status429 {
+        Fault::GatewayRefuses(Refusal::Throttled {
             retry_after_secs: Some(1),
-        },
+        }),
     );
-    env.sim.inject(Operation::BatchStop, Fault::Status503);
+    env.sim.inject(
+        Operation::BatchStop,
+        Fault::GatewayRefuses(Refusal::Unavailable),
+    );
     env.apply(&request("throttled", &[41, 42], "")).await;
     let done = env.wait_ready("throttled").await;
     let submission = done.status.and_then(|s| s.submission).expect("submission");
@@ -483,12 +486,53 @@ async fn a_kill_between_claim_and_answer_never_sends_twice() {
     );
 }
 
+/// The API gateway forwards the stop, DLI stops the jobs, and the gateway then answers 502,
+/// 504 or drops the connection: the call happened, so it is never sent again, and job detail
+/// shows the jobs stopped.
+#[tokio::test]
+async fn a_gateway_failure_after_dli_acted_makes_one_call_and_succeeds() {
+    let env = Env::start("gateway-lost", &[131, 132, 133]).await;
+    for (name, job, loss) in [
+        ("bad-gateway", 131, Loss::BadGateway),
+        ("gateway-timeout", 132, Loss::GatewayTimeout),
+        ("cut-after-acting", 133, Loss::Cut),
+    ] {
+        env.sim.inject(
+            Operation::BatchStop,
+            Fault::AnswerLost {
+                loss,
+                dli_acted: true,
+            },
+        );
+        env.apply(&request(name, &[job], "")).await;
+        let done = env.wait_ready(name).await;
+        let status = done.status.expect("status");
+        assert_eq!(status.phase, Some(Phase::Succeeded), "{name}");
+        assert_eq!(
+            status.submission.map(|s| (s.state, s.attempts)),
+            Some((SubmissionState::Ambiguous, 1)),
+            "{name}"
+        );
+        assert_eq!(
+            status.results[0].state.as_deref(),
+            Some("job_cancel_success"),
+            "{name}"
+        );
+        assert_eq!(env.sim.stop_calls(job), 1, "{name}: one call, never resent");
+    }
+    env.settle().await;
+    assert_eq!(env.sim.total_stop_calls(), 3);
+}
+
 #[tokio::test]
 async fn a_kill_before_dli_acted_ends_unknown_and_asks_for_a_nonce() {
     let mut env = Env::start("kill-unknown", &[121]).await;
     env.sim.inject(
         Operation::BatchStop,
-        Fault::CutAfterRequest { applied: false },
+        Fault::AnswerLost {
+            loss: Loss::Cut,
+            dli_acted: false,
+        },
     );
     env.apply(&request("cut", &[121], "")).await;
     let unknown = env.wait_phase("cut", Phase::Unknown).await;
