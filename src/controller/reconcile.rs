@@ -280,10 +280,12 @@ async fn expire(
         Some(_) => {
             let api: Api<JobStopRequest> =
                 Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
+            // The version this decision was made on: a user who changed the spec (a new
+            // nonce) since then must get the new generation sent, not a deleted request.
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
                     uid: request.uid(),
-                    resource_version: None,
+                    resource_version: request.resource_version(),
                 }),
                 ..DeleteParams::default()
             };
@@ -292,8 +294,12 @@ async fn expire(
                     info!("ttlSecondsAfterFinished passed; request deleted");
                     Ok(Action::await_change())
                 }
-                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
-                    Ok(Action::await_change())
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(Action::await_change()),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    info!(
+                        "the request changed since it was read; deciding again on the new version"
+                    );
+                    Ok(Action::requeue(Duration::from_secs(1)))
                 }
                 Err(source) => Err(Error::Delete(source)),
             }
@@ -691,6 +697,45 @@ mod tests {
         );
         ctx.error_streaks.succeeded("u-1");
         assert_eq!(fail(), seconds(5));
+    }
+
+    /// A finished request past its TTL is deleted only as it was read: the delete carries the
+    /// uid and the resourceVersion, and a conflict (the user changed `nonce` meanwhile) makes
+    /// the operator look again instead of giving up.
+    #[tokio::test]
+    async fn ttl_deletion_is_preconditioned_on_the_version_read() {
+        let (_sim, ctx, mut request, mut api_server) = claim_fixture(json!({
+            "observedGeneration": 1,
+            "phase": "Succeeded",
+            "finishedAt": "2020-01-01T00:00:00Z",
+        }))
+        .await;
+        request.spec.ttl_seconds_after_finished = Some(60);
+        request.metadata.resource_version = Some("7".into());
+        let server = tokio::spawn(async move {
+            let (delete, answer) = api_server.next_request().await.expect("delete");
+            assert_eq!(delete.method(), Method::DELETE);
+            let options: serde_json::Value =
+                serde_json::from_slice(&body_of(delete).await).expect("delete options");
+            let mut conflict = Response::new(Body::from(
+                serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1",
+                    "status": "Failure", "reason": "Conflict", "code": 409,
+                    "message": "the object has been modified"}))
+                .expect("json"),
+            ));
+            *conflict.status_mut() = StatusCode::CONFLICT;
+            answer.send_response(conflict);
+            options
+        });
+        let action = reconcile(Arc::new(request), Arc::new(ctx))
+            .await
+            .expect("reconcile");
+        let options = server.await.expect("api server task");
+        assert_eq!(
+            options["preconditions"],
+            json!({"uid": "u-1", "resourceVersion": "7"})
+        );
+        assert_eq!(action, Action::requeue(Duration::from_secs(1)));
     }
 
     /// A stale cache shows try 1 undelivered while try 2 of ours is stored and was sent. A
