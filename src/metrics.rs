@@ -119,6 +119,7 @@ struct Inner {
     reported_phases: Mutex<BTreeSet<&'static str>>,
     leader: Gauge,
     token_refreshes: Family<OutcomeLabels, Counter>,
+    invalid_requests: Gauge,
 }
 
 /// The operator's metrics. Cheap to clone; all clones feed the same registry.
@@ -211,6 +212,13 @@ impl Metrics {
             token_refreshes.clone(),
         );
 
+        let invalid_requests = Gauge::default();
+        registry.register(
+            "invalid_requests",
+            "JobStopRequest objects the operator cannot read and skips",
+            invalid_requests.clone(),
+        );
+
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -223,6 +231,7 @@ impl Metrics {
                 reported_phases: Mutex::new(BTreeSet::new()),
                 leader,
                 token_refreshes,
+                invalid_requests,
             }),
         }
     }
@@ -300,6 +309,13 @@ impl Metrics {
     /// Records whether this replica currently leads.
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
+    }
+
+    /// How many stored requests the operator cannot read.
+    pub fn set_invalid_requests(&self, count: usize) {
+        self.inner
+            .invalid_requests
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Counts one IAM token fetch/refresh (`ok`, `error`).

@@ -7,6 +7,7 @@ mod dli_calls;
 pub mod error;
 mod error_streaks;
 pub(crate) mod events;
+mod guard;
 pub mod plan;
 mod reconcile;
 pub mod status;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
@@ -28,7 +30,8 @@ use connections::Connections;
 pub use connections::DefaultConnection;
 pub use error::Error;
 use error_streaks::ErrorStreaks;
-use events::Announcer;
+use events::{Announcer, Transition};
+use guard::{InvalidRequests, Unreadable};
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
@@ -83,6 +86,7 @@ pub struct Context {
     holder: String,
     settings: Settings,
     error_streaks: ErrorStreaks,
+    invalid: InvalidRequests,
 }
 
 impl Context {
@@ -114,7 +118,27 @@ impl Context {
             holder,
             settings,
             error_streaks: ErrorStreaks::default(),
+            invalid: InvalidRequests::default(),
         }
+    }
+
+    /// Tells the user about a request the operator cannot read: a log line and a Warning
+    /// Event on the object (the gauge follows with the phase counts).
+    fn report_unreadable(&self, unreadable: Unreadable) {
+        warn!(
+            namespace = unreadable.reference.namespace.as_deref().unwrap_or_default(),
+            name = unreadable.reference.name.as_deref().unwrap_or_default(),
+            error = %unreadable.error,
+            "cannot read this request; skipping it until it is fixed or deleted"
+        );
+        let event = unreadable.event();
+        self.announcer.announce(
+            unreadable.reference,
+            Transition {
+                event,
+                short_lived: false,
+            },
+        );
     }
 }
 
@@ -149,7 +173,9 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<JobStopRequest> = match namespace {
+    // Guarded, so one object that does not deserialize is skipped instead of failing every
+    // list and watch of the kind.
+    let api: Api<DeserializeGuard<JobStopRequest>> = match namespace {
         Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
         None => Api::all(ctx.client.clone()),
     };
@@ -161,14 +187,27 @@ pub async fn run(
     // 100 with 10,000 finished requests).
     let settled = SettledRequests::default();
     let filter = settled.clone();
+    let guard_ctx = ctx.clone();
     let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE_SIZE))
         .default_backoff()
+        .try_filter_map(move |event| {
+            let (readable, report) = guard_ctx.invalid.unguard(event);
+            if let Some(unreadable) = report {
+                guard_ctx.report_unreadable(unreadable);
+            }
+            futures::future::ready(Ok(readable))
+        })
         .try_filter_map(move |event| futures::future::ready(Ok(filter.filter(event))))
         .modify(slim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let phases = tokio::spawn(report_phases(reader.clone(), settled, ctx.metrics.clone()));
+    let phases = tokio::spawn(report_phases(
+        reader.clone(),
+        settled,
+        ctx.invalid.clone(),
+        ctx.metrics.clone(),
+    ));
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -218,10 +257,12 @@ fn slim_for_cache(request: &mut JobStopRequest) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// Keeps the requests-by-phase gauge current from the watch cache and the settled requests.
+/// Keeps the requests-by-phase gauge current from the watch cache and the settled requests,
+/// and the count of unreadable requests.
 async fn report_phases(
     reader: reflector::Store<JobStopRequest>,
     settled: SettledRequests,
+    invalid: InvalidRequests,
     metrics: Metrics,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(5));
@@ -242,6 +283,7 @@ async fn report_phases(
             }
         }
         metrics.set_requests_by_phase(&counts);
+        metrics.set_invalid_requests(invalid.count());
     }
 }
 

@@ -56,6 +56,13 @@ async fn reconcile_step(request: &Arc<JobStopRequest>, ctx: &Context) -> Result<
     if request.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // The cached copy is older than what is stored, which the operator cannot read.
+    if ctx
+        .invalid
+        .contains(request.uid().as_deref().unwrap_or_default())
+    {
+        return Ok(Action::await_change());
+    }
     let generation = request.meta().generation.unwrap_or_default();
     let step = plan::next_step(
         request.status.as_ref(),
