@@ -9,7 +9,7 @@ use kube::Api;
 use serde_json::Value;
 
 use crate::request;
-use crate::support::{ACCESS_KEY, Operator, SECRET_KEY, WAIT, repo_path};
+use crate::support::{ACCESS_KEY, Operator, SECRET_KEY, WAIT, repo_path, wait_crd_established};
 
 /// The shipped CRD without any `maximum`, as a schema from before the bounds were added may
 /// have stored values the types cannot hold.
@@ -40,12 +40,7 @@ async fn an_unreadable_request_is_skipped_and_the_others_still_complete() {
     cp.run_kubectl_with_input(&["apply", "-f", "-"], Some(&crd_without_maxima()))
         .await
         .expect("CRD installs");
-    cp.wait_crd_established(
-        "jobstoprequests.dli.stop-operator.io",
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("CRD is established");
+    wait_crd_established(&cp).await;
     let namespace = cp.create_namespace("invalid").await.expect("namespace");
     let sim = DliSim::start(SimConfig {
         stop_delay: Duration::from_millis(300),

@@ -189,14 +189,19 @@ pub async fn install_crd(cp: &ControlPlane) {
             cp.apply_file(repo_path("crds"))
                 .await
                 .expect("CRD installs");
-            cp.wait_crd_established(
-                "jobstoprequests.dli.stop-operator.io",
-                Duration::from_secs(60),
-            )
-            .await
-            .expect("CRD is established");
+            wait_crd_established(cp).await;
         })
         .await;
+}
+
+/// Waits until the API server serves the JobStopRequest CRD.
+pub async fn wait_crd_established(cp: &ControlPlane) {
+    cp.wait_crd_established(
+        "jobstoprequests.dli.stop-operator.io",
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("CRD is established");
 }
 
 /// Flags that make the operator react within a second or two.
