@@ -4,12 +4,12 @@ CARGO ?= cargo
 CONTROL_PLANE_BUILD := tests/control-plane/build.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help control-plane build fmt fmt-check lint doc test test-unit crds run demo bench chaos clean
+.PHONY: help control-plane build fmt fmt-check lint doc test test-unit crds helm-lint run demo bench chaos clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-control-plane: ## Build kube-apiserver and kubectl for the tests (once; cached outside target/)
+control-plane: ## Build kube-apiserver, kubectl and helm for the tests (once; cached outside target/)
 	@$(CONTROL_PLANE_BUILD)
 
 build: ## Build everything (all features, all targets)
@@ -33,9 +33,16 @@ test: control-plane fmt-check lint doc ## Everything CI checks: unit, integratio
 test-unit: ## Unit tests only (no control plane needed)
 	$(CARGO) test --all-features --lib
 
-crds: ## Regenerate crds/ from the Rust types
+HELM_CHART := deploy/helm/dli-stop-operator
+
+crds: ## Regenerate crds/ (and the Helm chart's copy) from the Rust types
 	$(CARGO) run --quiet -- crd > crds/jobstoprequests.yaml.tmp
 	mv crds/jobstoprequests.yaml.tmp crds/jobstoprequests.yaml
+	cp crds/jobstoprequests.yaml $(HELM_CHART)/crds/jobstoprequests.yaml
+
+helm-lint: ## Lint the Helm chart strictly (builds helm once, into the control-plane cache)
+	@tests/helm-tool/build.sh
+	"$${DLI_CONTROL_PLANE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/dli-stop-operator/control-plane}/helm/helm" lint --strict $(HELM_CHART)
 
 run: ## Run the operator against the current kubeconfig
 	$(CARGO) run -- run

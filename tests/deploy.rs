@@ -9,7 +9,7 @@
 
 use std::process::Output;
 
-use dli_stop_operator::testenv::{ControlPlane, monitoring_crds_dir};
+use dli_stop_operator::testenv::ControlPlane;
 
 const OPERATOR: &str = "system:serviceaccount:dli-stop-operator:dli-stop-operator";
 const JSR: &str = "jobstoprequests.dli.stop-operator.io";
@@ -157,29 +157,10 @@ async fn the_manifests_install_and_grant_least_privilege() {
     .await;
 }
 
-/// Installs the Prometheus Operator's CRDs (never replacing ones a cluster already has), then
-/// `deploy/monitoring/` with unknown fields refused.
+/// Installs the Prometheus Operator's CRDs, then `deploy/monitoring/` with unknown fields
+/// refused.
 async fn install_monitoring(cp: &ControlPlane) {
-    let crds = monitoring_crds_dir(&|name| std::env::var(name).ok());
-    assert!(
-        crds.join("version").is_file(),
-        "no Prometheus Operator CRDs in {}: run `make control-plane`",
-        crds.display()
-    );
-    let created = kubectl(cp, &["create", "-f", &crds.to_string_lossy()]).await;
-    let stderr = String::from_utf8_lossy(&created.stderr);
-    assert!(
-        created.status.success() || stderr.lines().all(|line| line.contains("AlreadyExists")),
-        "creating the Prometheus Operator CRDs failed: {stderr}"
-    );
-    for crd in [
-        "servicemonitors.monitoring.coreos.com",
-        "prometheusrules.monitoring.coreos.com",
-    ] {
-        cp.wait_crd_established(crd, std::time::Duration::from_secs(30))
-            .await
-            .unwrap();
-    }
+    cp.install_monitoring_crds().await.unwrap();
     let warnings = apply(
         cp,
         &["apply", "--validate=strict", "-k", "deploy/monitoring/"],

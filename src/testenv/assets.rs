@@ -12,6 +12,7 @@ const ASSETS_HINT: &str = "KUBEBUILDER_ASSETS must hold kube-apiserver, etcd and
 const OVERRIDE_HINT: &str = "fix the TEST_ASSET_* variable that points there";
 const KUBECTL_HINT: &str =
     "kubectl is expected beside kube-apiserver: run `make control-plane` or set TEST_ASSET_KUBECTL";
+const HELM_HINT: &str = "run `make control-plane` (it builds helm too) or set TEST_ASSET_HELM";
 
 /// One binary and what to tell the user when it is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,16 @@ pub fn cache_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
 /// PrometheusRule) that `deploy/monitoring/` is applied against.
 pub fn monitoring_crds_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
     cache_root(env).join("prometheus-operator-crds")
+}
+
+/// helm: `TEST_ASSET_HELM`, else where `tests/helm-tool/build.sh` puts it in the cache (even
+/// with `KUBEBUILDER_ASSETS` set, which holds no helm). Fails with the path tried and the fix.
+pub fn helm_binary(env: &impl Fn(&str) -> Option<String>) -> Result<PathBuf, TestEnvError> {
+    let helm = match non_empty(env, "TEST_ASSET_HELM") {
+        Some(path) => Located::new(PathBuf::from(path), OVERRIDE_HINT),
+        None => Located::new(cache_root(env).join("helm").join("helm"), HELM_HINT),
+    };
+    helm.require("helm").map(Path::to_path_buf)
 }
 
 fn cache_root(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
@@ -154,6 +165,21 @@ mod tests {
             monitoring_crds_dir(&env),
             PathBuf::from("/c/prometheus-operator-crds")
         );
+    }
+
+    #[test]
+    fn helm_is_looked_for_in_the_cache_unless_overridden() {
+        let env = env_of(&[("DLI_CONTROL_PLANE_CACHE", "/nonexistent-cache")]);
+        assert_eq!(
+            helm_binary(&env).unwrap_err().to_string(),
+            "helm not found at /nonexistent-cache/helm/helm: \
+             run `make control-plane` (it builds helm too) or set TEST_ASSET_HELM"
+        );
+        let env = env_of(&[
+            ("DLI_CONTROL_PLANE_CACHE", "/nonexistent-cache"),
+            ("TEST_ASSET_HELM", "/bin/sh"),
+        ]);
+        assert_eq!(helm_binary(&env).unwrap(), PathBuf::from("/bin/sh"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum TestEnvError {
         path: PathBuf,
         hint: &'static str,
     },
+    #[error("no Prometheus Operator CRDs in {}: run `make control-plane`", dir.display())]
+    MonitoringCrdsMissing { dir: PathBuf },
     #[error("no vendored etcd for this platform ({0}): set TEST_ASSET_ETCD or KUBEBUILDER_ASSETS")]
     EtcdUnsupported(String),
     #[error("could not make the test certificates: {0}")]

@@ -38,7 +38,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 
-pub use assets::{KUBERNETES_VERSION, cache_dir, monitoring_crds_dir};
+pub use assets::{KUBERNETES_VERSION, cache_dir, helm_binary, monitoring_crds_dir};
 pub use error::TestEnvError;
 pub use process::die_with_parent;
 pub use wait::wait_for;
@@ -211,6 +211,34 @@ impl ControlPlane {
     ) -> Result<CustomResourceDefinition, TestEnvError> {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client());
         wait_for(&crds, name, crd_established, timeout).await
+    }
+
+    /// Creates the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs that
+    /// `make control-plane` fetched (never replacing ones the cluster already has) and waits
+    /// until they are served.
+    pub async fn install_monitoring_crds(&self) -> Result<(), TestEnvError> {
+        let dir = monitoring_crds_dir(&|name| std::env::var(name).ok());
+        if !dir.join("version").is_file() {
+            return Err(TestEnvError::MonitoringCrdsMissing { dir });
+        }
+        match self
+            .run_kubectl(&["create", "-f", &dir.to_string_lossy()])
+            .await
+        {
+            Err(TestEnvError::Kubectl { stderr, .. })
+                if stderr.lines().all(|line| line.contains("AlreadyExists")) => {}
+            other => {
+                other?;
+            }
+        }
+        for crd in [
+            "servicemonitors.monitoring.coreos.com",
+            "prometheusrules.monitoring.coreos.com",
+        ] {
+            self.wait_crd_established(crd, Duration::from_secs(30))
+                .await?;
+        }
+        Ok(())
     }
 
     /// A client authenticated as `user` in `groups` (at most two: enough for a ServiceAccount's

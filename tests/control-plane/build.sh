@@ -2,7 +2,7 @@
 # Builds kube-apiserver and kubectl (the version pinned in go.mod) into a cache outside
 # target/, once: later runs only print where the binaries are. With KUBEBUILDER_ASSETS set
 # the tests use that directory, so there is nothing to build. Either way it fetches the
-# Prometheus Operator CRDs the tests apply deploy/monitoring/ against.
+# Prometheus Operator CRDs the tests apply deploy/monitoring/ against, and builds helm.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,8 +34,11 @@ if [[ "$(cat "$monitoring_crds/version" 2>/dev/null || true)" != "$prometheus_op
 fi
 echo "Prometheus Operator CRDs: $monitoring_crds ($prometheus_operator)"
 
+# helm for the chart tests, from its own module (tests/helm-tool), also with KUBEBUILDER_ASSETS.
+"$here/../helm-tool/build.sh" "$cache_root/helm"
+
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS is set: using its kube-apiserver, etcd and kubectl, building nothing"
+  echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS is set: using its kube-apiserver, etcd and kubectl"
   for bin in kube-apiserver etcd kubectl; do
     [[ -x "$KUBEBUILDER_ASSETS/$bin" ]] || echo "warning: $KUBEBUILDER_ASSETS/$bin is missing" >&2
   done
