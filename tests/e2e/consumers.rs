@@ -1,8 +1,9 @@
 // Shared by several test binaries (`#[path]`); each uses its own part of it.
 #![allow(dead_code)]
 //! The real consumers of a request's status: Argo CD's Lua sandbox, kstatus and Flux, as the
-//! Go programs of `tests/gitops-consumers` run them. They are built once per test binary with
-//! the Go toolchain (pinned modules, `go.sum` checked) into the cargo target directory.
+//! Go programs of `tests/gitops-consumers` run them. Each is built on first use, once per test
+//! binary, with the Go toolchain (pinned modules, `go.sum` checked) into the cargo target
+//! directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +13,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-static PROGRAMS: OnceCell<PathBuf> = OnceCell::const_new();
+/// The consumer programs, each built on first use.
+static ARGOCD_HEALTH: OnceCell<PathBuf> = OnceCell::const_new();
+static KSTATUS: OnceCell<PathBuf> = OnceCell::const_new();
+static FLUX_HEALTH: OnceCell<PathBuf> = OnceCell::const_new();
 
 /// What a consumer says about an object.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -34,20 +38,17 @@ pub fn health_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd/health.lua")
 }
 
-/// The directory holding the built programs.
-async fn programs() -> &'static Path {
-    PROGRAMS.get_or_init(build).await
-}
-
-async fn build() -> PathBuf {
+/// Builds `tests/gitops-consumers/cmd/<program>` into the cargo target directory.
+async fn build(program: &str) -> PathBuf {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("gitops-consumers")
-        .join(env!("CARGO_CRATE_NAME"));
+        .join(env!("CARGO_CRATE_NAME"))
+        .join(program);
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitops-consumers");
     let output = Command::new("go")
         .args(["build", "-mod=readonly", "-buildvcs=false", "-o"])
-        .arg(format!("{}/", out.display()))
-        .arg("./cmd/...")
+        .arg(&out)
+        .arg(format!("./cmd/{program}"))
         .current_dir(&module)
         .env("GOTOOLCHAIN", "local")
         .output()
@@ -55,16 +56,17 @@ async fn build() -> PathBuf {
         .expect("Go runs (the GitOps consumer tests need the Go toolchain)");
     assert!(
         output.status.success(),
-        "go build in tests/gitops-consumers failed:\n{}",
+        "go build of {program} in tests/gitops-consumers failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     out
 }
 
-/// Runs `program args` with `object` (JSON) on stdin and returns what it printed.
-async fn run(program: &str, args: &[&Path], object: &str) -> String {
-    let path = programs().await.join(program);
-    let mut child = Command::new(&path)
+/// Runs the program built once in `cell` with `args` and `object` (JSON) on stdin, and returns
+/// what it printed.
+async fn run(cell: &OnceCell<PathBuf>, program: &str, args: &[&Path], object: &str) -> String {
+    let path = cell.get_or_init(|| build(program)).await;
+    let mut child = Command::new(path)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -96,7 +98,7 @@ fn parse<T: serde::de::DeserializeOwned>(program: &str, printed: &str) -> T {
 pub async fn argocd_health_with(script: &Path, object: &str) -> Option<Verdict> {
     parse(
         "argocd-health",
-        &run("argocd-health", &[script], object).await,
+        &run(&ARGOCD_HEALTH, "argocd-health", &[script], object).await,
     )
 }
 
@@ -109,19 +111,22 @@ pub async fn argocd_health(object: &str) -> Verdict {
 
 /// `status.Compute` of kstatus (`sigs.k8s.io/cli-utils`).
 pub async fn kstatus(object: &str) -> Verdict {
-    parse("kstatus", &run("kstatus", &[], object).await)
+    parse("kstatus", &run(&KSTATUS, "kstatus", &[], object).await)
 }
 
 /// What Flux's kustomize-controller sees: its kstatus, or with `health_check` (one
 /// `spec.healthCheckExprs` entry of a Kustomization) its CEL evaluator.
 pub async fn flux(object: &str, health_check: Option<&serde_json::Value>) -> FluxVerdict {
     let Some(check) = health_check else {
-        return parse("flux-health", &run("flux-health", &[], object).await);
+        return parse(
+            "flux-health",
+            &run(&FLUX_HEALTH, "flux-health", &[], object).await,
+        );
     };
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), check.to_string()).expect("the health check is written");
     parse(
         "flux-health",
-        &run("flux-health", &[file.path()], object).await,
+        &run(&FLUX_HEALTH, "flux-health", &[file.path()], object).await,
     )
 }
