@@ -1,30 +1,17 @@
-//! The Argo CD health check (`deploy/argocd/health.lua`) run in a real Lua interpreter, the
-//! way Argo CD runs it: the object as global `obj`, the script's returned table as the verdict.
+//! The Argo CD health check (`deploy/argocd/health.lua`) in Argo CD's own Lua sandbox
+//! (`tests/gitops-consumers/cmd/argocd-health`: gopher-lua with Argo CD's libraries, the object
+//! as global `obj`, the returned table checked against Argo CD's health codes), on hand-made
+//! objects: the corners the operator's own objects do not reach. The end-to-end tests
+//! (`tests/e2e/gitops.rs`) run it on objects the operator wrote, phase by phase.
 
-use mlua::{Lua, LuaSerdeExt, SerializeOptions, Table};
+#[path = "e2e/consumers.rs"]
+mod consumers;
+
+use consumers::Verdict;
 use serde_json::{Value, json};
 
-const SCRIPT: &str = include_str!("../deploy/argocd/health.lua");
-
-#[derive(Debug, PartialEq, Eq)]
-struct Health {
-    status: String,
-    message: String,
-}
-
-fn health(object: &Value) -> Health {
-    let lua = Lua::new();
-    // Argo CD hands the script plain tables: JSON null becomes nil, not a sentinel value.
-    let options = SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    let obj = lua.to_value_with(object, options).unwrap();
-    lua.globals().set("obj", obj).unwrap();
-    let verdict: Table = lua.load(SCRIPT).set_name("health.lua").eval().unwrap();
-    Health {
-        status: verdict.get("status").unwrap(),
-        message: verdict.get("message").unwrap(),
-    }
+async fn health(object: &Value) -> Verdict {
+    consumers::argocd_health(&object.to_string()).await
 }
 
 fn request(generation: i64, status: Option<Value>) -> Value {
@@ -51,15 +38,15 @@ fn condition(kind: &str, status: &str, generation: i64, reason: &str, message: &
     })
 }
 
-fn expect(status: &str, message: &str) -> Health {
-    Health {
+fn expect(status: &str, message: &str) -> Verdict {
+    Verdict {
         status: status.to_owned(),
         message: message.to_owned(),
     }
 }
 
-#[test]
-fn ready_for_the_current_generation_is_healthy() {
+#[tokio::test]
+async fn ready_for_the_current_generation_is_healthy() {
     let object = request(
         3,
         Some(json!({
@@ -73,11 +60,14 @@ fn ready_for_the_current_generation_is_healthy() {
             ],
         })),
     );
-    assert_eq!(health(&object), expect("Healthy", "2 of 2 jobs stopped"));
+    assert_eq!(
+        health(&object).await,
+        expect("Healthy", "2 of 2 jobs stopped")
+    );
 }
 
-#[test]
-fn stalled_is_degraded_with_the_reason_for_the_user() {
+#[tokio::test]
+async fn stalled_is_degraded_with_the_reason_for_the_user() {
     let object = request(
         2,
         Some(json!({
@@ -89,22 +79,22 @@ fn stalled_is_degraded_with_the_reason_for_the_user() {
         })),
     );
     assert_eq!(
-        health(&object),
+        health(&object).await,
         expect("Degraded", "DLI.0001: job 137 does not exist")
     );
 }
 
-#[test]
-fn stalled_without_a_message_shows_its_reason() {
+#[tokio::test]
+async fn stalled_without_a_message_shows_its_reason() {
     let object = request(
         2,
         Some(json!({"conditions": [condition("Stalled", "True", 2, "OutcomeUnknown", "")]})),
     );
-    assert_eq!(health(&object), expect("Degraded", "OutcomeUnknown"));
+    assert_eq!(health(&object).await, expect("Degraded", "OutcomeUnknown"));
 }
 
-#[test]
-fn a_stop_in_progress_is_progressing_with_what_is_happening() {
+#[tokio::test]
+async fn a_stop_in_progress_is_progressing_with_what_is_happening() {
     let object = request(
         1,
         Some(json!({
@@ -117,13 +107,13 @@ fn a_stop_in_progress_is_progressing_with_what_is_happening() {
         })),
     );
     assert_eq!(
-        health(&object),
+        health(&object).await,
         expect("Progressing", "1 of 2 jobs stopped")
     );
 }
 
-#[test]
-fn without_reconciling_the_ready_message_explains_the_wait() {
+#[tokio::test]
+async fn without_reconciling_the_ready_message_explains_the_wait() {
     let object = request(
         1,
         Some(json!({
@@ -132,7 +122,7 @@ fn without_reconciling_the_ready_message_explains_the_wait() {
         })),
     );
     assert_eq!(
-        health(&object),
+        health(&object).await,
         expect(
             "Progressing",
             "Secret analytics/dli-prod has no key projectId"
@@ -140,8 +130,8 @@ fn without_reconciling_the_ready_message_explains_the_wait() {
     );
 }
 
-#[test]
-fn ready_for_an_older_generation_is_not_healthy() {
+#[tokio::test]
+async fn ready_for_an_older_generation_is_not_healthy() {
     let object = request(
         4,
         Some(json!({
@@ -150,7 +140,7 @@ fn ready_for_an_older_generation_is_not_healthy() {
         })),
     );
     assert_eq!(
-        health(&object),
+        health(&object).await,
         expect(
             "Progressing",
             "Waiting for the operator to process generation 4"
@@ -158,8 +148,8 @@ fn ready_for_an_older_generation_is_not_healthy() {
     );
 }
 
-#[test]
-fn a_stall_of_an_older_generation_does_not_degrade_the_new_one() {
+#[tokio::test]
+async fn a_stall_of_an_older_generation_does_not_degrade_the_new_one() {
     // The user changed spec.nonce to retry; the operator has not looked at it yet.
     let object = request(
         5,
@@ -168,7 +158,7 @@ fn a_stall_of_an_older_generation_does_not_degrade_the_new_one() {
         ),
     );
     assert_eq!(
-        health(&object),
+        health(&object).await,
         expect(
             "Progressing",
             "Waiting for the operator to process generation 5"
@@ -176,28 +166,58 @@ fn a_stall_of_an_older_generation_does_not_degrade_the_new_one() {
     );
 }
 
-#[test]
-fn ready_without_observed_generation_is_not_trusted() {
+#[tokio::test]
+async fn ready_without_observed_generation_is_not_trusted() {
     let mut ready = condition("Ready", "True", 1, "JobsStopped", "done");
     ready.as_object_mut().unwrap().remove("observedGeneration");
     let object = request(1, Some(json!({"conditions": [ready]})));
-    assert_eq!(health(&object).status, "Progressing");
+    assert_eq!(health(&object).await.status, "Progressing");
 }
 
-#[test]
-fn a_request_without_status_is_waiting_for_the_operator() {
+#[tokio::test]
+async fn a_request_without_status_is_waiting_for_the_operator() {
     assert_eq!(
-        health(&request(1, None)),
+        health(&request(1, None)).await,
+        expect(
+            "Progressing",
+            "Waiting for the operator to pick up the request"
+        )
+    );
+    // What the API server returns for a request nobody has written a status to yet.
+    assert_eq!(
+        health(&request(1, Some(json!({"observedGeneration": 0})))).await,
         expect(
             "Progressing",
             "Waiting for the operator to pick up the request"
         )
     );
     assert_eq!(
-        health(&request(1, Some(json!({})))),
+        health(&request(1, Some(json!({})))).await,
         expect(
             "Progressing",
             "Waiting for the operator to pick up the request"
         )
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_has_no_string_library_as_in_argo_cd() {
+    // What the health check once did: without Argo CD's `useOpenLibs` there is no `string`.
+    let script = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        script.path(),
+        "return {status = \"Progressing\", message = string.format(\"%d\", 4)}",
+    )
+    .expect("script written");
+    let verdict = consumers::argocd_health_with(script.path(), &request(4, None).to_string())
+        .await
+        .expect("a verdict");
+    assert_eq!(verdict.status, "Unknown");
+    assert!(
+        verdict
+            .message
+            .contains("attempt to index a non-table object(nil) with key 'format'"),
+        "{}",
+        verdict.message
     );
 }

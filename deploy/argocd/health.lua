@@ -8,7 +8,9 @@
 --   Progressing  anything else: not picked up yet, submitting, confirming, or the conditions
 --                describe an older generation than the one just applied.
 --
--- Argo CD runs this with gopher-lua (Lua 5.1): keep to 5.1 syntax.
+-- Argo CD runs this with gopher-lua (Lua 5.1) and, unless the admin sets useOpenLibs, only the
+-- base, table and package libraries: there is no string library (no string.format, no
+-- ("..."):method() calls) and no global os. tostring and .. are all the formatting there is.
 local hs = {}
 
 local function find_condition(conditions, condition_type)
@@ -74,11 +76,7 @@ if conditions == nil then
   hs.message = "Waiting for the operator to pick up the request"
 elseif (ready ~= nil and not is_current(ready, generation))
     or (stalled ~= nil and not is_current(stalled, generation)) then
-  local shown = tostring(generation)
-  if type(generation) == "number" then
-    shown = string.format("%d", generation)
-  end
-  hs.message = "Waiting for the operator to process generation " .. shown
+  hs.message = "Waiting for the operator to process generation " .. tostring(generation)
 elseif reconciling ~= nil and reconciling.status == "True" then
   hs.message = describe(reconciling, "Stopping the jobs")
 else

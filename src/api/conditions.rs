@@ -1,5 +1,7 @@
 //! Kubernetes conditions on a `JobStopRequest`: abnormal-true `Stalled`/`Reconciling` plus
-//! `Ready`, the convention kstatus, Flux, Argo CD and `kubectl wait` understand.
+//! `Ready`, the convention kstatus, Flux, Argo CD and `kubectl wait` understand, and `Finished`,
+//! True once the generation ended whatever the outcome (its reason is the phase), so
+//! `kubectl wait --for=condition=Finished` returns on failures too.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -7,6 +9,7 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const SUBMITTED: &str = "Submitted";
+pub const FINISHED: &str = "Finished";
 
 /// One condition as the controller wants it, before timestamps are settled.
 #[derive(Clone, Debug, PartialEq, Eq)]

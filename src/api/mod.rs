@@ -1,6 +1,7 @@
 //! The `JobStopRequest` resource: spec, status and conditions. Pure types and helpers.
 
 pub mod conditions;
+mod schema;
 mod spec;
 mod status;
 
@@ -41,6 +42,60 @@ mod tests {
         let read_back: serde_json::Value = serde_saphyr::from_str(&yaml).expect("valid YAML");
         let crd = serde_json::to_value(JobStopRequest::crd()).expect("the CRD serializes");
         assert_eq!(read_back, crd);
+    }
+
+    /// Every description and format in the schema, with its path.
+    fn walk<'a>(value: &'a serde_json::Value, path: String, found: &mut Vec<(String, &'a str)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child.as_str()) {
+                        ("description" | "format", Some(text)) => {
+                            found.push((format!("{path}.{key}"), text));
+                        }
+                        _ => walk(child, format!("{path}.{key}"), found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    walk(child, format!("{path}[{index}]"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_schema_speaks_kubernetes_formats_and_prose() {
+        let crd = serde_json::to_value(JobStopRequest::crd()).expect("CRD serializes");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let mut found = Vec::new();
+        walk(schema, String::new(), &mut found);
+        for (path, text) in found {
+            if path.ends_with(".format") {
+                assert!(
+                    ["int32", "int64", "date-time"].contains(&text),
+                    "{path}: the API server warns about format {text}"
+                );
+            } else {
+                assert!(
+                    !text.replace("\n\n", "").contains('\n'),
+                    "{path} breaks a line in mid-sentence: {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_request_reads_as_observed_generation_zero() {
+        let crd = serde_json::to_value(JobStopRequest::crd()).expect("CRD serializes");
+        let status =
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+        assert_eq!(
+            status["default"],
+            serde_json::json!({"observedGeneration": 0})
+        );
     }
 
     #[test]

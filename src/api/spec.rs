@@ -56,6 +56,7 @@ pub const DEFAULT_CONFIRM_TIMEOUT_SECONDS: i64 = 900;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::api::schema::for_kubernetes)]
 pub struct JobStopRequestSpec {
     /// DLI Flink job ids to stop (1 to 500 distinct ids, each at least 1).
     #[schemars(length(min = 1, max = 500), inner(range(min = 1)))]

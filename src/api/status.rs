@@ -10,10 +10,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Observed state of a `JobStopRequest`.
+// The default gives a request the operator has not written to yet `observedGeneration: 0`
+// (the API server fills it in on every read): kstatus, and so Flux, reads such an object as in
+// progress, where an object without status would count as ready at once.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(
+    transform = crate::api::schema::for_kubernetes,
+    extend("default" = {"observedGeneration": 0})
+)]
 pub struct JobStopRequestStatus {
-    /// The generation whose stop call has finished.
+    /// The generation whose stop call has finished; 0 until the operator has finished one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
@@ -46,7 +53,7 @@ pub struct JobStopRequestStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
 
-    /// Ready, Reconciling, Stalled and Submitted.
+    /// Ready, Reconciling, Stalled, Submitted and Finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

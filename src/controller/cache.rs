@@ -145,6 +145,10 @@ mod tests {
             "the TTL still needs it"
         );
         assert!(!is_settled(&request("a", 1, None, None, None)));
+        assert!(
+            !is_settled(&request("a", 1, Some(0), None, None)),
+            "a new request as the API server returns it"
+        );
     }
 
     #[test]

@@ -127,6 +127,15 @@ mod tests {
             next_step(Some(&JobStopRequestStatus::default()), 1, "a", at(0), GRACE),
             Step::Submit
         );
+        // How the API server returns a new request: the schema default, nothing done.
+        let defaulted = JobStopRequestStatus {
+            observed_generation: Some(0),
+            ..JobStopRequestStatus::default()
+        };
+        assert_eq!(
+            next_step(Some(&defaulted), 1, "a", at(0), GRACE),
+            Step::Submit
+        );
     }
 
     #[test]

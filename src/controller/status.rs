@@ -5,7 +5,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED, SUBMITTED};
+use crate::api::conditions::{
+    self, DesiredCondition, FINISHED, READY, RECONCILING, STALLED, SUBMITTED,
+};
 use crate::api::{
     JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, RequestError, ResponseElement,
     Submission, SubmissionState, Summary,
@@ -147,6 +149,17 @@ pub fn apply_verdict(
             verdict.submitted,
             submitted_reason,
             submitted_message,
+        ),
+        generation,
+        now,
+    );
+    conditions::set(
+        list,
+        DesiredCondition::new(
+            FINISHED,
+            final_phase,
+            verdict.phase.as_str(),
+            verdict.message,
         ),
         generation,
         now,
@@ -920,6 +933,59 @@ mod tests {
             Some("obs://bucket/jobs/savepoint/137/1/")
         );
         assert_eq!(done.finished_at, Some(time(31)));
+    }
+
+    #[test]
+    fn finished_turns_true_on_every_final_phase_with_the_phase_as_reason() {
+        let spec = spec(&[128, 137], true);
+        let (claimed, accepted) = claimed_and_accepted(&spec);
+        assert_eq!(condition(&claimed, FINISHED), ("False", "Submitting"));
+        assert_eq!(condition(&accepted, FINISHED), ("False", "Confirming"));
+        let stopped = [
+            observe(128, "job_cancel_success"),
+            observe(137, "job_cancel_success"),
+        ];
+        let done = confirmed(&accepted, &spec, 1, &stopped, false, &time(31));
+        assert_eq!(condition(&done, FINISHED), ("True", "Succeeded"));
+        let finished = |status: &JobStopRequestStatus| {
+            conditions::find(&status.conditions, FINISHED)
+                .map(|c| (c.last_transition_time.clone(), c.observed_generation))
+        };
+        assert_eq!(
+            finished(&accepted),
+            Some((time(0), Some(1))),
+            "no flip from Submitting to Confirming"
+        );
+        assert_eq!(finished(&done), Some((time(31), Some(1))));
+
+        let (_, partial) = claimed_and_answered(&spec, 1, &[(128, Some(true)), (137, Some(false))]);
+        let partial = confirmed(&partial, &spec, 1, &stopped[..1], false, &time(5));
+        assert_eq!(condition(&partial, FINISHED), ("True", "PartiallyFailed"));
+
+        let error = RequestError {
+            http_status: Some(400),
+            code: Some("DLI.16001".into()),
+            message: "no such job".into(),
+        };
+        let failed = rejected(&claimed, &spec, 1, error, None, &time(1));
+        assert_eq!(condition(&failed, FINISHED), ("True", "Failed"));
+
+        let unknown = resolved(
+            &claimed,
+            &spec,
+            1,
+            &[observe(128, "job_running"), observe(137, "job_running")],
+            &time(11),
+        );
+        assert_eq!(condition(&unknown, FINISHED), ("True", "Unknown"));
+
+        let waiting = connection_invalid(&done, &spec, 2, "Secret is missing", &time(40));
+        let finished_condition = conditions::find(&waiting.conditions, FINISHED);
+        assert_eq!(condition(&waiting, FINISHED), ("False", "Pending"));
+        assert_eq!(
+            finished_condition.and_then(|c| c.observed_generation),
+            Some(2)
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! YAML applied with kubectl the way users apply it. Every test checks the stand-in's count of
 //! stop calls, because that count is the promise.
 
+mod consumers;
+mod gitops;
 mod invalid;
 mod support;
 
