@@ -13,6 +13,7 @@ use std::time::Duration;
 use dli_stop_operator::connection::Connection;
 use dli_stop_operator::dli::{ClientOptions, DliClient};
 use dli_stop_operator::sim::{AnswerShape, DliSim, SimConfig};
+use dli_stop_operator::testenv::{go_build_command, go_build_outcome};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -80,18 +81,9 @@ fn go_programs() -> &'static Path {
         let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk-conformance");
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-conformance");
         std::fs::create_dir_all(&out).expect("create the Go output directory");
-        let output = std::process::Command::new("go")
-            .args(["build", "-buildvcs=false", "-o"])
-            .arg(&out)
-            .args(["./cmd/sdk-client", "./cmd/judge"])
-            .current_dir(&module)
-            .output()
-            .expect("run `go` (Go is needed to build tests/sdk-conformance)");
-        assert!(
-            output.status.success(),
-            "go build in tests/sdk-conformance failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let packages = ["./cmd/sdk-client", "./cmd/judge"];
+        let output = go_build_command(&module, &packages, &out).output();
+        go_build_outcome(&module, output).expect("the conformance programs build");
         out
     })
 }

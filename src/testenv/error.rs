@@ -56,6 +56,8 @@ pub enum TestEnvError {
         status: String,
         stderr: String,
     },
+    #[error("`go build` in {} failed:\n{stderr}", module.display())]
+    GoBuild { module: PathBuf, stderr: String },
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },
     #[error("watch failed while waiting for {what}: {source}")]

@@ -18,6 +18,7 @@
 
 mod assets;
 mod error;
+mod go;
 mod kubeconfig;
 mod launch;
 mod pki;
@@ -40,6 +41,7 @@ use tokio::io::AsyncWriteExt;
 
 pub use assets::{KUBERNETES_VERSION, cache_dir, helm_binary, monitoring_crds_dir};
 pub use error::TestEnvError;
+pub use go::{go_build_command, go_build_outcome};
 pub use process::die_with_parent;
 pub use wait::wait_for;
 

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use dli_stop_operator::testenv::{go_build_command, go_build_outcome};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -40,26 +41,14 @@ pub fn health_script() -> PathBuf {
 
 /// Builds `tests/gitops-consumers/cmd/<program>` into the cargo target directory.
 async fn build(program: &str) -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("gitops-consumers")
-        .join(env!("CARGO_CRATE_NAME"))
-        .join(program);
+        .join(env!("CARGO_CRATE_NAME"));
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gitops-consumers");
-    let output = Command::new("go")
-        .args(["build", "-mod=readonly", "-buildvcs=false", "-o"])
-        .arg(&out)
-        .arg(format!("./cmd/{program}"))
-        .current_dir(&module)
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .await
-        .expect("Go runs (the GitOps consumer tests need the Go toolchain)");
-    assert!(
-        output.status.success(),
-        "go build of {program} in tests/gitops-consumers failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
+    let command = go_build_command(&module, &[&format!("./cmd/{program}")], &out_dir);
+    let output = Command::from(command).output().await;
+    go_build_outcome(&module, output).expect("the consumer program builds");
+    out_dir.join(program)
 }
 
 /// Runs the program built once in `cell` with `args` and `object` (JSON) on stdin, and returns
