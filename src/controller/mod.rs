@@ -7,9 +7,11 @@ mod dli_calls;
 pub mod error;
 mod error_streaks;
 pub(crate) mod events;
+mod job_scope;
 pub mod plan;
 mod reconcile;
 pub mod status;
+pub mod tenancy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,7 @@ pub use connections::DefaultConnection;
 pub use error::Error;
 use error_streaks::ErrorStreaks;
 use events::Announcer;
+pub use tenancy::Tenancy;
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
@@ -90,6 +93,7 @@ impl Context {
         client: Client,
         default_connection: DefaultConnection,
         options: ClientOptions,
+        tenancy: Tenancy,
         metrics: Metrics,
         holder: String,
         settings: Settings,
@@ -103,6 +107,7 @@ impl Context {
                 client.clone(),
                 default_connection,
                 options,
+                tenancy,
                 metrics.clone(),
             ),
             announcer: Announcer::new(
