@@ -3,6 +3,7 @@
 //! stop calls, because that count is the promise.
 
 mod support;
+mod tenancy;
 
 use std::time::Duration;
 
