@@ -2,7 +2,8 @@
 //! (a client certificate of their own, not the admin) stops the team's jobs through the team's
 //! Secret and nothing else; the operator runs with the shipped RBAC of its ServiceAccount plus
 //! the team-namespace component; a connection pointing at loopback is refused before any
-//! connection. Only loopback is ever dialled.
+//! connection; the user roles reach the built-in `view`/`edit`/`admin` through Kubernetes' own
+//! aggregation controller. Only loopback is ever dialled.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
 use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_operator::testenv::{ControlPlane, cache_dir};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
@@ -437,6 +438,25 @@ async fn a_team_stops_its_own_jobs_through_its_own_secret_and_nothing_else() {
     assert_eq!(env.sim.total_stop_calls(), 2);
 }
 
+/// Kubernetes' ClusterRole aggregation controller (`make control-plane` builds it), run as the
+/// admin while the returned process lives: the test control plane has no controller manager.
+fn start_aggregator(cp: &ControlPlane) -> tokio::process::Child {
+    let binary = cache_dir(&|name| std::env::var(name).ok()).join("clusterrole-aggregator");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `make control-plane`",
+        binary.display()
+    );
+    tokio::process::Command::new(&binary)
+        .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the aggregator starts")
+}
+
 /// Counts the connections a listener on 127.0.0.1 accepts.
 struct CountingListener {
     port: u16,
@@ -597,6 +617,57 @@ async fn the_shipped_user_roles_grant_what_teams_need_and_nothing_more() {
         outside.extend(["-n", elsewhere.as_str()]);
         if can_i(cp, user, &[], &outside).await {
             wrong.push(format!("{user} {args:?} is allowed outside the namespace"));
+        }
+    }
+    assert!(wrong.is_empty(), "RBAC differs:\n{}", wrong.join("\n"));
+
+    // Through the built-in roles, as Kubernetes' own aggregation controller fills them in.
+    let _aggregator = start_aggregator(cp);
+    for (user, role) in [("owner", "admin"), ("member", "edit"), ("reader", "view")] {
+        run_kubectl(
+            cp,
+            &[
+                "create",
+                "rolebinding",
+                &format!("builtin-{user}"),
+                "-n",
+                &team,
+                &format!("--clusterrole={role}"),
+                &format!("--user={user}"),
+            ],
+            None,
+        )
+        .await
+        .expect("rolebinding");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !can_i(cp, "member", &[], &["create", JSR, "-n", &team]).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the built-in edit role never gained JobStopRequests"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let builtin: &[(&str, &[&str], bool)] = &[
+        ("owner", &["create", JSR], true),
+        ("owner", &["delete", JSR], true),
+        ("owner", &["update", JSR, "--subresource=status"], false),
+        ("member", &["create", JSR], true),
+        ("member", &["delete", JSR], true),
+        ("member", &["update", JSR, "--subresource=status"], false),
+        ("reader", &["get", JSR], true),
+        ("reader", &["list", JSR], true),
+        ("reader", &["get", JSR, "--subresource=status"], true),
+        ("reader", &["create", JSR], false),
+        ("reader", &["update", JSR], false),
+    ];
+    for (user, args, expected) in builtin {
+        let mut in_team = args.to_vec();
+        in_team.extend(["-n", team.as_str()]);
+        if can_i(cp, user, &[], &in_team).await != *expected {
+            wrong.push(format!(
+                "{user} (built-in role) {args:?} should be {expected}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "RBAC differs:\n{}", wrong.join("\n"));
