@@ -58,8 +58,10 @@ pub struct RequestConnection {
     pub scope: JobScope,
 }
 
-/// Connections by Secret (namespace, name), with the Secret version each was built from.
-type ClientCache = HashMap<(String, String), (String, RequestConnection)>;
+/// Connections by Secret (namespace, name) and endpoint policy, with the Secret version each
+/// was built from. The policy is part of the key: the default Secret named by a request's
+/// `connectionRef` must not get the unguarded client built for it as the default.
+type ClientCache = HashMap<(String, String, EndpointPolicy), (String, RequestConnection)>;
 
 pub struct Connections {
     client: Client,
@@ -158,7 +160,7 @@ impl Connections {
             secret.uid().unwrap_or_default(),
             secret.resource_version().unwrap_or_default()
         );
-        let key = (namespace.to_string(), name.to_string());
+        let key = (namespace.to_string(), name.to_string(), policy);
         if let Some((cached_version, connection)) = self.lock_cache().get(&key)
             && *cached_version == version
         {

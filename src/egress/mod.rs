@@ -23,7 +23,7 @@ use crate::connection::{Auth, Connection};
 pub use ranges::{SpecialRange, special_range};
 
 /// Which addresses a DLI client may connect to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum EndpointPolicy {
     /// Any address: the admin's connections, and every connection with
     /// `--allow-private-endpoints`.

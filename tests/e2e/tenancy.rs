@@ -560,6 +560,51 @@ async fn an_endpoint_on_loopback_is_refused_before_any_connection() {
     assert_eq!(env.sim.total_stop_calls(), 0);
 }
 
+/// The default connection is the admin's and may point anywhere, the stand-in on loopback
+/// included; the same Secret named by a request's `connectionRef` is a request's connection
+/// and is guarded, even after its unguarded client was built for the default.
+#[tokio::test]
+async fn the_default_secret_is_trusted_but_not_when_a_request_names_it() {
+    let cp = ControlPlane::shared().await.expect("control plane");
+    install_crd(cp).await;
+    let namespace = cp.create_namespace("trusted").await.expect("namespace");
+    let sim = sim_with_jobs(&[51, 52]).await;
+    let mut args = vec![
+        "--namespace",
+        namespace.as_str(),
+        "--operator-namespace",
+        namespace.as_str(),
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    args.extend(FAST_TIMINGS);
+    let operator = Operator::start_with(cp.kubeconfig_path(), &args, &[]);
+    let env = Env {
+        cp,
+        namespace,
+        sim,
+        operator,
+    };
+    let endpoint = env.sim.endpoint();
+    env.apply(&secret("dli-connection", &env.sim, &endpoint, ""))
+        .await;
+    env.apply(&request("by-default", &[51], "")).await;
+    env.wait_ready("by-default").await;
+    env.apply(&request(
+        "by-name",
+        &[52],
+        "  connectionRef:\n    name: dli-connection\n",
+    ))
+    .await;
+    let message = wait_reason(&env, "by-name", "EndpointNotAllowed").await;
+    assert!(
+        message.contains("127.0.0.1 is a loopback address"),
+        "{message}"
+    );
+    assert_eq!(env.sim.stop_calls(51), 1);
+    assert_eq!(env.sim.stop_calls(52), 0);
+}
+
 #[tokio::test]
 async fn the_shipped_user_roles_grant_what_teams_need_and_nothing_more() {
     let cp = ControlPlane::shared().await.expect("control plane");
