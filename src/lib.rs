@@ -6,6 +6,7 @@ pub mod check;
 pub mod connection;
 pub mod controller;
 pub mod dli;
+pub mod egress;
 #[cfg(feature = "testenv")]
 pub mod harness;
 pub mod leader;

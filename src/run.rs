@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::connection::Connection;
-use crate::controller::{self, Context, DefaultConnection, RunArgs, Settings};
+use crate::controller::{self, Context, DefaultConnection, RunArgs, Settings, Tenancy};
 use crate::dli::{ClientOptions, DliClient};
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
@@ -122,6 +122,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         client,
         default_connection,
         options,
+        Tenancy::from_args(&args),
         metrics,
         holder,
         Settings::from_args(&args),

@@ -222,6 +222,8 @@ async fn two_replicas_with_the_shipped_rbac_stop_each_job_exactly_once() {
                 namespace.as_str(),
                 "--operator-namespace",
                 OPERATOR_NAMESPACE,
+                "--default-connection-namespaces",
+                namespace.as_str(),
                 "--leader-elect",
                 "--lease-duration",
                 "3s",

@@ -91,7 +91,7 @@ pub struct JobStopRequestSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionRef {
     /// Name of a Secret in the request's own namespace.
-    #[x_kube(validation = Rule::new("self.size() > 0").message("connectionRef.name must not be empty"))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("connectionRef.name must be a Secret name in this namespace: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit (a DNS-1123 subdomain)"))]
     #[schemars(length(max = 253))]
     pub name: String,
 }

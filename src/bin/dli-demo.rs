@@ -70,9 +70,11 @@ async fn demo(args: Args) -> Result<(), String> {
     for namespace in [OPERATOR_NAMESPACE, NAMESPACE] {
         kubectl(&cp, &["create", "namespace", namespace], None).await?;
     }
+    // The team's own connection may stop job 301 only (examples/jobstoprequest-connectionref.yaml).
     let secret = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dli-prod\n  namespace: {NAMESPACE}\nstringData:\n  \
-         endpoint: {}\n  projectId: {}\n  accessKey: {ACCESS_KEY}\n  secretKey: {SECRET_KEY}\n",
+         endpoint: {}\n  projectId: {}\n  accessKey: {ACCESS_KEY}\n  secretKey: {SECRET_KEY}\n  \
+         allowedJobIds: \"301\"\n",
         sim.endpoint(),
         sim.project_id()
     );
@@ -89,6 +91,11 @@ async fn demo(args: Args) -> Result<(), String> {
             "127.0.0.1:0",
             "--confirm-poll-interval",
             "2s",
+            // The examples use the default connection from their namespace...
+            "--default-connection-namespaces",
+            NAMESPACE,
+            // ...and a Secret of their own that points at the stand-in on 127.0.0.1.
+            "--allow-private-endpoints",
         ])
         .env("KUBECONFIG", cp.kubeconfig_path())
         .env("DLI_ENDPOINT", sim.endpoint())

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::tenancy::{DefaultConnectionNamespaces, parse_namespaces};
 use crate::telemetry::LogFormat;
 
 /// Parses a flag's duration: a bare number is whole seconds (`30`), anything else is read by
@@ -33,6 +34,16 @@ pub struct RunArgs {
     /// (ignored when DLI_ENDPOINT is set: the DLI_* variables are the default then).
     #[arg(long, env = "DLI_CONNECTION_SECRET", default_value = "dli-connection")]
     pub default_connection_secret: String,
+
+    /// Namespaces whose requests may use the default connection: names separated by commas,
+    /// or `*` for all (default: the operator namespace only; it always may).
+    #[arg(long, env = "DEFAULT_CONNECTION_NAMESPACES", value_name = "NAMES|*", value_parser = parse_namespaces)]
+    pub default_connection_namespaces: Option<DefaultConnectionNamespaces>,
+
+    /// Let connection Secrets of requests' namespaces reach loopback, link-local, private and
+    /// other special addresses (a DLI stand-in, a private gateway); refused by default.
+    #[arg(long, env = "ALLOW_PRIVATE_ENDPOINTS")]
+    pub allow_private_endpoints: bool,
 
     /// How many requests are reconciled at once.
     #[arg(long, env = "CONCURRENCY", default_value_t = 16)]

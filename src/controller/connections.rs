@@ -1,6 +1,8 @@
 //! Which DLI client serves a request: its `spec.connectionRef` Secret (in its own namespace
-//! only) or the operator's default connection. Clients are cached per Secret version so IAM
-//! tokens are reused, and the Secret is read on every reconcile so a fixed one just works.
+//! only) or the operator's default connection, if the request's namespace may use it. Clients
+//! are cached per Secret version so IAM tokens are reused, and the Secret is read on every
+//! reconcile so a fixed one just works. Secrets of requests' namespaces get clients that
+//! connect only where the endpoint policy allows.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,9 +10,13 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
+use super::job_scope::JobScope;
+use super::status::reason;
+use super::tenancy::{self, Tenancy};
 use crate::api::JobStopRequest;
 use crate::connection::Connection;
-use crate::dli::{ClientOptions, DliClient};
+use crate::dli::{ClientBuildError, ClientOptions, DliClient};
+use crate::egress::{self, EndpointPolicy};
 use crate::metrics::Metrics;
 
 /// Why a request has no usable connection. Messages name keys and Secrets, never values.
@@ -20,6 +26,12 @@ pub enum ConnectionProblem {
     /// after it (confirming, resolving) it keeps its phase and retries.
     #[error("{0}")]
     Invalid(String),
+    /// The admin's rules refuse the connection; handled like `Invalid`, with its own reason.
+    #[error("{message}")]
+    NotAllowed {
+        reason: &'static str,
+        message: String,
+    },
     /// The API server could not be asked; try again.
     #[error("cannot read Secret {namespace}/{name}: {source}")]
     Unreachable {
@@ -39,13 +51,23 @@ pub enum DefaultConnection {
     Secret { namespace: String, name: String },
 }
 
-/// Clients by Secret (namespace, name), with the Secret version each was built from.
-type ClientCache = HashMap<(String, String), (String, Arc<DliClient>)>;
+/// The connection serving one request: its client and the jobs it may stop.
+#[derive(Debug, Clone)]
+pub struct RequestConnection {
+    pub dli: Arc<DliClient>,
+    pub scope: JobScope,
+}
+
+/// Connections by Secret (namespace, name) and endpoint policy, with the Secret version each
+/// was built from. The policy is part of the key: the default Secret named by a request's
+/// `connectionRef` must not get the unguarded client built for it as the default.
+type ClientCache = HashMap<(String, String, EndpointPolicy), (String, RequestConnection)>;
 
 pub struct Connections {
     client: Client,
     default: DefaultConnection,
     options: ClientOptions,
+    tenancy: Tenancy,
     metrics: Metrics,
     cache: Mutex<ClientCache>,
 }
@@ -55,32 +77,51 @@ impl Connections {
         client: Client,
         default: DefaultConnection,
         options: ClientOptions,
+        tenancy: Tenancy,
         metrics: Metrics,
     ) -> Self {
         Self {
             client,
             default,
             options,
+            tenancy,
             metrics,
             cache: Mutex::default(),
         }
     }
 
-    /// The client for one request.
+    /// The connection for one request.
     pub async fn for_request(
         &self,
         request: &JobStopRequest,
-    ) -> Result<Arc<DliClient>, ConnectionProblem> {
+    ) -> Result<RequestConnection, ConnectionProblem> {
+        let namespace = request.namespace().unwrap_or_default();
+        if request.spec.connection_ref.is_none()
+            && !self.tenancy.may_use_default_connection(&namespace)
+        {
+            return Err(ConnectionProblem::NotAllowed {
+                reason: reason::DEFAULT_CONNECTION_NOT_ALLOWED,
+                message: tenancy::default_connection_refusal(&namespace),
+            });
+        }
         match (&request.spec.connection_ref, &self.default) {
             (Some(reference), _) => {
-                let namespace = request.namespace().unwrap_or_default();
-                self.client_from_secret(&namespace, &reference.name, "spec.connectionRef")
+                let policy = self.tenancy.request_endpoint_policy();
+                self.client_from_secret(&namespace, &reference.name, "spec.connectionRef", policy)
                     .await
             }
-            (None, DefaultConnection::Env(client)) => Ok(client.clone()),
+            (None, DefaultConnection::Env(client)) => Ok(RequestConnection {
+                dli: client.clone(),
+                scope: JobScope::Unrestricted,
+            }),
             (None, DefaultConnection::Secret { namespace, name }) => {
-                self.client_from_secret(namespace, name, "the operator's default connection")
-                    .await
+                self.client_from_secret(
+                    namespace,
+                    name,
+                    "the operator's default connection",
+                    EndpointPolicy::AnyAddress,
+                )
+                .await
             }
         }
     }
@@ -90,7 +131,8 @@ impl Connections {
         namespace: &str,
         name: &str,
         role: &str,
-    ) -> Result<Arc<DliClient>, ConnectionProblem> {
+        policy: EndpointPolicy,
+    ) -> Result<RequestConnection, ConnectionProblem> {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = match secrets.get_opt(name).await {
             Ok(Some(secret)) => secret,
@@ -102,7 +144,7 @@ impl Connections {
             Err(kube::Error::Api(status)) if status.code == 403 => {
                 return Err(ConnectionProblem::Invalid(format!(
                     "the operator may not read Secret {namespace}/{name} ({role}): grant it `get` on \
-                     secrets in {namespace} (see deploy/overlays/cluster-secrets)"
+                     secrets in {namespace} (see deploy/components/team-namespace)"
                 )));
             }
             Err(source) => {
@@ -118,23 +160,39 @@ impl Connections {
             secret.uid().unwrap_or_default(),
             secret.resource_version().unwrap_or_default()
         );
-        let key = (namespace.to_string(), name.to_string());
-        if let Some((cached_version, client)) = self.lock_cache().get(&key)
+        let key = (namespace.to_string(), name.to_string(), policy);
+        if let Some((cached_version, connection)) = self.lock_cache().get(&key)
             && *cached_version == version
         {
-            return Ok(client.clone());
+            return Ok(connection.clone());
         }
         let data = secret.data.unwrap_or_default();
-        let connection = Connection::from_secret_data(&data).map_err(|error| {
+        let invalid = |error: &dyn std::fmt::Display| {
             ConnectionProblem::Invalid(format!("Secret {namespace}/{name} ({role}): {error}"))
-        })?;
-        let client = DliClient::new(connection, self.options.clone())
-            .map(|client| Arc::new(client.with_metrics(self.metrics.clone())))
-            .map_err(|error| {
-                ConnectionProblem::Invalid(format!("Secret {namespace}/{name} ({role}): {error}"))
-            })?;
-        self.lock_cache().insert(key, (version, client.clone()));
-        Ok(client)
+        };
+        let endpoint_not_allowed = |error: &dyn std::fmt::Display| ConnectionProblem::NotAllowed {
+            reason: reason::ENDPOINT_NOT_ALLOWED,
+            message: format!("Secret {namespace}/{name} ({role}): {error}"),
+        };
+        let connection = Connection::from_secret_data(&data).map_err(|error| invalid(&error))?;
+        let scope = JobScope::from_secret_data(&data).map_err(|error| invalid(&error))?;
+        egress::vet(policy, &connection)
+            .await
+            .map_err(|refused| endpoint_not_allowed(&refused))?;
+        let options = ClientOptions {
+            endpoint_policy: policy,
+            ..self.options.clone()
+        };
+        let dli = match DliClient::new(connection, options) {
+            Ok(client) => Arc::new(client.with_metrics(self.metrics.clone())),
+            Err(ClientBuildError::EndpointRefused(refused)) => {
+                return Err(endpoint_not_allowed(&refused));
+            }
+            Err(error) => return Err(invalid(&error)),
+        };
+        let connection = RequestConnection { dli, scope };
+        self.lock_cache().insert(key, (version, connection.clone()));
+        Ok(connection)
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, ClientCache> {

@@ -8,9 +8,11 @@ pub mod error;
 mod error_streaks;
 pub(crate) mod events;
 mod guard;
+mod job_scope;
 pub mod plan;
 mod reconcile;
 pub mod status;
+pub mod tenancy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ pub use error::Error;
 use error_streaks::ErrorStreaks;
 use events::{Announcer, Transition};
 use guard::{InvalidRequests, Unreadable};
+pub use tenancy::Tenancy;
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
@@ -94,6 +97,7 @@ impl Context {
         client: Client,
         default_connection: DefaultConnection,
         options: ClientOptions,
+        tenancy: Tenancy,
         metrics: Metrics,
         holder: String,
         settings: Settings,
@@ -107,6 +111,7 @@ impl Context {
                 client.clone(),
                 default_connection,
                 options,
+                tenancy,
                 metrics.clone(),
             ),
             announcer: Announcer::new(

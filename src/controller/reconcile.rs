@@ -14,7 +14,7 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::Context;
-use super::connections::ConnectionProblem;
+use super::connections::{ConnectionProblem, RequestConnection};
 use super::dli_calls::{self, CallOutcome};
 use super::error::Error;
 use super::events;
@@ -91,9 +91,14 @@ async fn submit(
     ctx: &Context,
     generation: i64,
 ) -> Result<Action, Error> {
-    let Some(dli) = connection_or_pending(request, ctx, generation).await? else {
+    let Some(connection) = connection_or_pending(request, ctx, generation).await? else {
         return Ok(Action::requeue(ctx.settings.connection_retry));
     };
+    let outside = connection.scope.outside(&request.spec.job_ids);
+    if !outside.is_empty() {
+        return refuse_jobs_outside_scope(request, ctx, generation, &outside).await;
+    }
+    let dli = connection.dli;
     let old = request.status.clone().unwrap_or_default();
     let claimed_status = transition::claim(&old, &request.spec, generation, &ctx.holder, &now());
     let claimed = match write_status(ctx, request, claimed_status.clone()).await {
@@ -176,7 +181,7 @@ async fn resolve(
     generation: i64,
 ) -> Result<Action, Error> {
     let dli = match ctx.connections.for_request(request).await {
-        Ok(dli) => dli,
+        Ok(connection) => connection.dli,
         Err(problem) => return Err(Error::Connection(problem)),
     };
     let observations = observe(&dli, ctx, &request.spec.job_ids).await?;
@@ -221,7 +226,7 @@ async fn confirm(
         .map(|r| r.job_id)
         .collect();
     let observed = match ctx.connections.for_request(request).await {
-        Ok(dli) => observe(&dli, ctx, &pending).await,
+        Ok(connection) => observe(&connection.dli, ctx, &pending).await,
         Err(problem) => Err(Error::Connection(problem)),
     };
     // Once the timeout has passed, DLI being unreachable must not keep the request open.
@@ -335,23 +340,58 @@ fn answered_for(status: &JobStopRequestStatus) -> Duration {
     })
 }
 
-/// The request's DLI client, or `None` after recording why there is none.
+/// The request's connection, or `None` after recording why there is none.
 async fn connection_or_pending(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
     generation: i64,
-) -> Result<Option<Arc<DliClient>>, Error> {
-    match ctx.connections.for_request(request).await {
-        Ok(dli) => Ok(Some(dli)),
+) -> Result<Option<RequestConnection>, Error> {
+    let (reason, message) = match ctx.connections.for_request(request).await {
+        Ok(connection) => return Ok(Some(connection)),
         Err(ConnectionProblem::Invalid(message)) => {
-            warn!(%message, "no usable DLI connection; the request waits");
-            let old = request.status.clone().unwrap_or_default();
-            let next =
-                transition::connection_invalid(&old, &request.spec, generation, &message, &now());
-            write_status(ctx, request, next).await?;
-            Ok(None)
+            (transition::reason::CONNECTION_INVALID, message)
         }
-        Err(problem) => Err(Error::Connection(problem)),
+        Err(ConnectionProblem::NotAllowed { reason, message }) => (reason, message),
+        Err(problem) => return Err(Error::Connection(problem)),
+    };
+    warn!(reason, %message, "no usable DLI connection; the request waits");
+    let old = request.status.clone().unwrap_or_default();
+    let next = transition::waiting_for_connection(
+        &old,
+        &request.spec,
+        generation,
+        reason,
+        &message,
+        &now(),
+    );
+    write_status(ctx, request, next).await?;
+    Ok(None)
+}
+
+/// Ends the generation without a claim or a call: its connection may not stop some of its jobs.
+async fn refuse_jobs_outside_scope(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+    outside: &[i64],
+) -> Result<Action, Error> {
+    let message = format!(
+        "the connection may not stop job(s) {}: they are outside its Secret's allowedJobIds; \
+         nothing was sent. Remove them from spec.jobIds, or have the Secret's owner widen \
+         allowedJobIds and change spec.nonce",
+        outside
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    warn!(outside = ?outside, "jobs outside the connection's allowedJobIds; refused without a call");
+    let old = request.status.clone().unwrap_or_default();
+    let next =
+        transition::jobs_not_allowed(&old, &request.spec, generation, outside, &message, &now());
+    match write_status(ctx, request, next).await? {
+        Some(written) => Ok(follow_up(ctx, &written)),
+        None => Ok(Action::requeue(Duration::from_secs(1))),
     }
 }
 
@@ -514,7 +554,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::controller::{DefaultConnection, Settings};
+    use crate::controller::tenancy::DefaultConnectionNamespaces;
+    use crate::controller::{DefaultConnection, Settings, Tenancy};
     use crate::dli::ClientOptions;
     use crate::metrics::Metrics;
     use crate::sim::{DliSim, SimConfig};
@@ -576,6 +617,11 @@ mod tests {
             kube::Client::new(service, "default"),
             DefaultConnection::Env(Arc::new(dli)),
             ClientOptions::default(),
+            Tenancy {
+                operator_namespace: "ns".into(),
+                default_connection_namespaces: DefaultConnectionNamespaces::All,
+                allow_private_endpoints: false,
+            },
             Metrics::new(),
             "op-a".into(),
             settings(),

@@ -17,6 +17,9 @@ use crate::dli::{JobStateClass, JobStatus, StopAnswer, job_state_class};
 /// Condition reasons, CamelCase as Kubernetes expects.
 pub mod reason {
     pub const CONNECTION_INVALID: &str = "ConnectionInvalid";
+    pub const DEFAULT_CONNECTION_NOT_ALLOWED: &str = "DefaultConnectionNotAllowed";
+    pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
+    pub const JOBS_NOT_ALLOWED: &str = "JobsNotAllowed";
     pub const SUBMITTING: &str = "Submitting";
     pub const STOP_DELIVERED: &str = "StopDelivered";
     pub const CONFIRMING: &str = "Confirming";
@@ -174,11 +177,13 @@ pub fn apply_verdict(
 
 /// A connection that cannot be used: nothing is claimed, the request waits for a fix. Results
 /// of an earlier generation give way to this one's jobs, all pending, so `kubectl get` does
-/// not show the old outcome next to the new wait.
-pub fn connection_invalid(
+/// not show the old outcome next to the new wait. `reason` says why: the Secret is unusable (`ConnectionInvalid`) or the admin's rules refuse
+/// it (`DefaultConnectionNotAllowed`, `EndpointNotAllowed`).
+pub fn waiting_for_connection(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
     generation: i64,
+    reason: &'static str,
     message: &str,
     now: &Time,
 ) -> JobStopRequestStatus {
@@ -190,7 +195,56 @@ pub fn connection_invalid(
         &mut status,
         Verdict {
             phase: Phase::Pending,
-            reason: reason::CONNECTION_INVALID,
+            reason,
+            message: message.to_string(),
+            submitted: false,
+        },
+        generation,
+        now,
+    );
+    status
+}
+
+/// The connection may not stop some of the jobs (`outside` its `allowedJobIds`): the
+/// generation ends `Failed` without a claim or a call. Final, so widening the scope later never
+/// sends a stop someone asked for long ago; a new generation asks again.
+pub fn jobs_not_allowed(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    generation: i64,
+    outside: &[i64],
+    message: &str,
+    now: &Time,
+) -> JobStopRequestStatus {
+    let mut status = old.clone();
+    status.observed_generation = Some(generation);
+    status.results = spec
+        .job_ids
+        .iter()
+        .map(|&job_id| JobResult {
+            job_id,
+            is_success: Some(false),
+            message: Some(if outside.contains(&job_id) {
+                "not stopped: outside the connection's allowedJobIds".to_string()
+            } else {
+                "not stopped: the request holds jobs outside the connection's allowedJobIds"
+                    .to_string()
+            }),
+            ..JobResult::default()
+        })
+        .collect();
+    status.response.clear();
+    status.summary = Some(summarize(&status.results, false, false));
+    status.error = Some(RequestError {
+        http_status: None,
+        code: Some(reason::JOBS_NOT_ALLOWED.to_string()),
+        message: message.to_string(),
+    });
+    apply_verdict(
+        &mut status,
+        Verdict {
+            phase: Phase::Failed,
+            reason: reason::JOBS_NOT_ALLOWED,
             message: message.to_string(),
             submitted: false,
         },
@@ -979,7 +1033,14 @@ mod tests {
         );
         assert_eq!(condition(&unknown, FINISHED), ("True", "Unknown"));
 
-        let waiting = connection_invalid(&done, &spec, 2, "Secret is missing", &time(40));
+        let waiting = waiting_for_connection(
+            &done,
+            &spec,
+            2,
+            reason::CONNECTION_INVALID,
+            "Secret is missing",
+            &time(40),
+        );
         let finished_condition = conditions::find(&waiting.conditions, FINISHED);
         assert_eq!(condition(&waiting, FINISHED), ("False", "Pending"));
         assert_eq!(
@@ -1136,10 +1197,11 @@ mod tests {
 
     #[test]
     fn connection_problems_keep_the_request_pending() {
-        let status = connection_invalid(
+        let status = waiting_for_connection(
             &JobStopRequestStatus::default(),
             &spec(&[128], false),
             1,
+            reason::CONNECTION_INVALID,
             "Secret key `projectId` is missing",
             &time(0),
         );
@@ -1153,11 +1215,62 @@ mod tests {
     }
 
     #[test]
+    fn jobs_outside_the_scope_end_the_generation_without_a_claim() {
+        let status = jobs_not_allowed(
+            &JobStopRequestStatus::default(),
+            &spec(&[128, 999], true),
+            1,
+            &[999],
+            "outside allowedJobIds",
+            &time(7),
+        );
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(status.observed_generation, Some(1));
+        assert!(status.submission.is_none(), "nothing was claimed");
+        assert_eq!(
+            condition(&status, STALLED),
+            ("True", reason::JOBS_NOT_ALLOWED)
+        );
+        assert_eq!(
+            condition(&status, SUBMITTED),
+            ("False", reason::JOBS_NOT_ALLOWED)
+        );
+        assert_eq!(status.finished_at, Some(time(7)));
+        assert!(status.results.iter().all(|r| r.is_success == Some(false)));
+        assert!(
+            status.results[1]
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("outside the connection's allowedJobIds"))
+        );
+        let summary = status.summary.expect("summary");
+        assert_eq!((summary.total, summary.failed), (2, 2));
+        assert_eq!(
+            crate::controller::plan::next_step(
+                Some(&status),
+                1,
+                "op",
+                jiff::Timestamp::UNIX_EPOCH,
+                Duration::from_secs(40)
+            ),
+            crate::controller::plan::Step::CallDone,
+            "a widened scope later never sends this generation's stop"
+        );
+    }
+
+    #[test]
     fn a_new_generation_waiting_for_its_connection_shows_no_old_results() {
         let first = spec(&[128, 137], false);
         let (_, done) = claimed_and_answered(&first, 1, &[(128, Some(true)), (137, Some(false))]);
         let second = spec(&[200], false);
-        let waiting = connection_invalid(&done, &second, 2, "Secret is missing", &time(5));
+        let waiting = waiting_for_connection(
+            &done,
+            &second,
+            2,
+            reason::CONNECTION_INVALID,
+            "Secret is missing",
+            &time(5),
+        );
         assert_eq!(waiting.phase, Some(Phase::Pending));
         let jobs: Vec<(i64, Option<bool>)> = waiting
             .results

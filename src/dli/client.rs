@@ -18,6 +18,7 @@ use super::wire::{
     StopRequestBody,
 };
 use crate::connection::{Auth, Connection, SecretValue};
+use crate::egress::{self, EndpointPolicy, EndpointRefused};
 use crate::metrics::Metrics;
 
 /// Limits of one client.
@@ -28,6 +29,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Larger answers are refused (DLI's answers are a few kilobytes).
     pub max_response_bytes: usize,
+    /// Which addresses the client may connect to.
+    pub endpoint_policy: EndpointPolicy,
 }
 
 impl Default for ClientOptions {
@@ -36,6 +39,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 1024 * 1024,
+            endpoint_policy: EndpointPolicy::AnyAddress,
         }
     }
 }
@@ -47,6 +51,8 @@ pub enum ClientBuildError {
     Tls(#[from] TlsError),
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),
+    #[error(transparent)]
+    EndpointRefused(#[from] EndpointRefused),
 }
 
 /// What DLI answered to a batch stop.
@@ -112,7 +118,7 @@ impl DliClient {
         options: ClientOptions,
     ) -> Result<DliClient, ClientBuildError> {
         let tls = tls::client_config(connection.ca_bundle.as_deref())?;
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
@@ -122,7 +128,8 @@ impl DliClient {
             .pool_max_idle_per_host(0)
             // A redirect would resend the signed request somewhere else.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(USER_AGENT)
+            .user_agent(USER_AGENT);
+        let http = egress::guard(builder, options.endpoint_policy, &connection)?
             .build()
             .map_err(|error| ClientBuildError::Http(error.to_string()))?;
         if connection.uses_plain_http() {

@@ -37,6 +37,19 @@ echo "Prometheus Operator CRDs: $monitoring_crds ($prometheus_operator)"
 # helm for the chart tests, from its own module (tests/helm-tool), also with KUBEBUILDER_ASSETS.
 "$here/../helm-tool/build.sh" "$cache_root/helm"
 
+# Kubernetes' ClusterRole aggregation controller alone (from kube-controller-manager), so the
+# tests can check that the shipped user roles reach the built-in view/edit/admin roles. Built
+# even with KUBEBUILDER_ASSETS set: no envtest asset holds it.
+aggregator="$out/clusterrole-aggregator"
+if [[ ! -x "$aggregator" ]]; then
+  command -v go >/dev/null || { echo "build.sh: Go is needed to build the ClusterRole aggregator" >&2; exit 1; }
+  echo "building the ClusterRole aggregator into $aggregator" >&2
+  mkdir -p "$out"
+  (cd "$here" && go build -trimpath -ldflags "-s -w" -o "$aggregator.partial" ./clusterrole-aggregator)
+  mv -f "$aggregator.partial" "$aggregator"
+fi
+echo "ClusterRole aggregator: $aggregator"
+
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS is set: using its kube-apiserver, etcd and kubectl"
   for bin in kube-apiserver etcd kubectl; do

@@ -6,6 +6,7 @@ mod consumers;
 mod gitops;
 mod invalid;
 mod support;
+mod tenancy;
 
 use std::time::Duration;
 

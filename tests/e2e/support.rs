@@ -239,7 +239,8 @@ pub struct Operator {
 
 impl Operator {
     /// The operator watching `namespace` with `sim` as its default connection, with timings
-    /// short enough for tests.
+    /// short enough for tests. `namespace` is the operator's own, so it may use the default
+    /// connection; its connection Secrets may point at the stand-in on loopback.
     pub async fn start(cp: &ControlPlane, namespace: &str, sim: &DliSim) -> Operator {
         let mut args = vec![
             "--namespace",
@@ -248,6 +249,7 @@ impl Operator {
             namespace,
             "--metrics-addr",
             "127.0.0.1:0",
+            "--allow-private-endpoints",
         ];
         args.extend(FAST_TIMINGS);
         Operator::start_with(cp.kubeconfig_path(), &args, &dli_env(sim))
