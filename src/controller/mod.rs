@@ -1,14 +1,20 @@
 //! The controller: watches `JobStopRequest`s and runs the once-per-generation protocol.
 
+mod adoption;
 mod cache;
+mod capped;
 pub mod config;
 mod connections;
+mod deadlines;
 mod dli_calls;
 pub mod error;
 mod error_streaks;
 pub(crate) mod events;
 mod guard;
+mod held_answers;
 pub mod plan;
+#[cfg(test)]
+mod played_api_server;
 mod reconcile;
 pub mod status;
 
@@ -32,6 +38,8 @@ pub use error::Error;
 use error_streaks::ErrorStreaks;
 use events::{Announcer, Transition};
 use guard::{InvalidRequests, Unreadable};
+use held_answers::HeldAnswers;
+use plan::TryBounds;
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
@@ -43,8 +51,10 @@ const LIST_PAGE_SIZE: u32 = 100;
 /// Timing knobs of the protocol.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// How long another process's unanswered try is presumed alive.
-    pub claim_grace: Duration,
+    /// The time bounds of one try, from which the claim grace follows.
+    pub try_bounds: TryBounds,
+    /// How long an unanswered call is resolved through job detail before it ends `Unknown`.
+    pub resolve_timeout: Duration,
     pub retry_initial_backoff: Duration,
     pub retry_max_backoff: Duration,
     pub confirm_poll_interval: Duration,
@@ -60,11 +70,8 @@ pub struct Settings {
 impl Settings {
     pub fn from_args(args: &RunArgs) -> Self {
         Self {
-            // A try can take the connect and request timeouts; the margin covers clock skew
-            // between replicas and the status write that follows the answer.
-            claim_grace: args.dli_connect_timeout
-                + args.dli_request_timeout
-                + Duration::from_secs(10),
+            try_bounds: TryBounds::new(args.dli_connect_timeout, args.dli_request_timeout),
+            resolve_timeout: args.resolve_timeout,
             retry_initial_backoff: args.retry_initial_backoff,
             retry_max_backoff: args.retry_max_backoff,
             confirm_poll_interval: args.confirm_poll_interval,
@@ -87,6 +94,8 @@ pub struct Context {
     settings: Settings,
     error_streaks: ErrorStreaks,
     invalid: InvalidRequests,
+    /// Answers of this process's tries not yet written.
+    held: HeldAnswers,
 }
 
 impl Context {
@@ -119,6 +128,7 @@ impl Context {
             settings,
             error_streaks: ErrorStreaks::default(),
             invalid: InvalidRequests::default(),
+            held: HeldAnswers::default(),
         }
     }
 

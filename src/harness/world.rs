@@ -71,6 +71,7 @@ pub fn request(
         }),
         nonce: None,
         ttl_seconds_after_finished: None,
+        delivery_deadline_seconds: None,
     };
     let mut object = JobStopRequest::new(name, spec);
     object.metadata = ObjectMeta {
