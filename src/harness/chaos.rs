@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::error::HarnessError;
-use super::invariants::{self, Observed, Violation};
+use super::invariants::{self, Observed, StandInJob, Violation};
 use super::process::{OperatorProcess, free_port};
 use super::rng::SeededRng;
 use super::world::{self, OperatorOptions};
@@ -380,9 +380,15 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         .into_iter()
         .map(|call| call.job_ids)
         .collect();
-    let stand_in: BTreeMap<i64, String> = jobs
+    let stand_in: BTreeMap<i64, StandInJob> = jobs
         .iter()
-        .filter_map(|&id| Some((id, sim.job_status(id)?)))
+        .filter_map(|&id| {
+            let job = StandInJob {
+                status: sim.job_status(id)?,
+                stopped: sim.stopped_by_a_call(id),
+            };
+            Some((id, job))
+        })
         .collect();
     let texts: Vec<(String, String)> = logs
         .iter()
