@@ -21,6 +21,8 @@ async fn killed_operators_never_stop_a_generation_twice() {
         fault_probability: 0.2,
         hold_probability: 0.67,
         respec_probability: 0.2,
+        iam: true,
+        outages: 1,
         settle_timeout: Duration::from_secs(75),
         operator_binary: env!("CARGO_BIN_EXE_dli-stop-operator").into(),
         log_dir: logs.path().to_path_buf(),

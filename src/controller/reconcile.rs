@@ -316,7 +316,7 @@ async fn deliver(
             info!(
                 generation = held.generation,
                 attempt = held.attempt,
-                "the claim this answer belongs to is no longer open; letting the answer go"
+                "the stored request does not carry the open claim this answer belongs to; letting the answer go"
             );
             return Ok(Action::requeue(Duration::from_secs(1)));
         }
