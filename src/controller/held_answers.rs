@@ -18,6 +18,8 @@ use crate::api::{JobStopRequest, JobStopRequestSpec, JobStopRequestStatus, Submi
 #[derive(Clone, Debug)]
 pub struct HeldAnswer {
     pub uid: String,
+    pub namespace: String,
+    pub name: String,
     pub generation: i64,
     /// The try's number (`submission.attempts` of its claim).
     pub attempt: u32,
@@ -85,6 +87,10 @@ impl HeldAnswers {
         self.lock().get(uid).cloned()
     }
 
+    pub fn all(&self) -> Vec<HeldAnswer> {
+        self.lock().values().cloned().collect()
+    }
+
     /// Lets `answer` go; a newer answer held for the same object stays.
     pub fn release(&self, answer: &HeldAnswer) {
         let mut held = self.lock();
@@ -123,6 +129,8 @@ mod tests {
     fn held(generation: i64, attempt: u32) -> HeldAnswer {
         HeldAnswer {
             uid: "u-1".into(),
+            namespace: "ns".into(),
+            name: "r".into(),
             generation,
             attempt,
             spec: object(json!(null), None).spec,

@@ -47,6 +47,10 @@ use crate::metrics::{Metrics, ReconcileResult};
 
 /// Requests per page when the watch lists them.
 const LIST_PAGE_SIZE: u32 = 100;
+/// How often answers held from a leadership term are retried while not leading.
+const HELD_ANSWER_RETRY: Duration = Duration::from_secs(2);
+/// How long the last try for held answers may take on the way out.
+const HELD_ANSWER_LAST_TRY: Duration = Duration::from_secs(15);
 
 /// Timing knobs of the protocol.
 #[derive(Clone, Debug)]
@@ -297,7 +301,8 @@ async fn report_phases(
     }
 }
 
-/// Runs the controller only while `leader` is true; returns when `shutdown` fires.
+/// Runs the controller only while `leader` is true, and writes the answers this process
+/// still holds while it is not and on the way out; returns when `shutdown` fires.
 pub async fn run_while_leader(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -307,16 +312,21 @@ pub async fn run_while_leader(
 ) {
     loop {
         if *shutdown.borrow() {
-            return;
+            break;
         }
         tokio::select! {
             changed = leader.wait_for(|is_leader| *is_leader) => {
                 if changed.is_err() {
                     error!("leader election ended; stopping");
-                    return;
+                    break;
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            // Answers held from the last term are written while another replica leads.
+            () = tokio::time::sleep(HELD_ANSWER_RETRY) => {
+                reconcile::write_held_answers(&ctx).await;
+                continue;
+            }
         }
         info!("leading: starting the controller");
         let mut lost = leader.clone();
@@ -328,5 +338,12 @@ pub async fn run_while_leader(
             }
         };
         run(ctx.clone(), namespace.as_deref(), concurrency, until).await;
+    }
+    // A last try for answers still held, within the shutdown grace.
+    if tokio::time::timeout(HELD_ANSWER_LAST_TRY, reconcile::write_held_answers(&ctx))
+        .await
+        .is_err()
+    {
+        warn!("some stop call answers could not be written before exit");
     }
 }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::Context;
 use super::adoption;
@@ -214,6 +214,8 @@ fn held_answer(
     };
     HeldAnswer {
         uid: request.uid().unwrap_or_default(),
+        namespace: request.namespace().unwrap_or_default(),
+        name: request.name_any(),
         generation: request.meta().generation.unwrap_or_default(),
         attempt,
         spec: request.spec.clone(),
@@ -338,6 +340,36 @@ async fn deliver(
                 tokio::time::sleep(result_write_pause(ctx, tries)).await;
             }
         }
+    }
+}
+
+/// Writes the answers this process holds outside any reconcile: while another replica leads
+/// (the lease decides who calls DLI, not who may record an answer it got) and on the way
+/// out. Each lands only on this process's own open claim, as in [`deliver`].
+pub async fn write_held_answers(ctx: &Context) {
+    for held in ctx.held.all() {
+        let span = info_span!(
+            "held_answer",
+            namespace = held.namespace.as_str(),
+            name = held.name.as_str(),
+            generation = held.generation,
+        );
+        async {
+            let api: Api<JobStopRequest> = Api::namespaced(ctx.client.clone(), &held.namespace);
+            let written = match api.get_status(&held.name).await {
+                Ok(stored) => deliver(&stored, ctx, held.clone()).await.map(|_| ()),
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    ctx.held.release(&held);
+                    Ok(())
+                }
+                Err(source) => Err(Error::StatusRead(source)),
+            };
+            if let Err(error) = written {
+                warn!(%error, "the stop call's answer is still to be written; trying again later");
+            }
+        }
+        .instrument(span)
+        .await;
     }
 }
 
@@ -955,6 +987,46 @@ mod tests {
         assert_eq!(fixture.sim.detail_calls(), 0, "nothing was resolved");
         assert_eq!(fixture.sim.total_stop_calls(), 1);
         assert!(fixture.ctx.held.get("u-1").is_none(), "written, let go");
+    }
+
+    /// The lease moved on while this process held an answer: it is written all the same (on
+    /// its own open claim), not left for the new leader to resolve into a guess.
+    #[tokio::test]
+    async fn a_process_that_no_longer_leads_still_writes_the_answer_it_holds() {
+        let fixture = Fixture::new(json!({"jobIds": [9]}), json!(null)).await;
+        fixture
+            .api
+            .fail_after(Op::WriteStatus, 1, Failure::Unavailable, 10);
+        fixture.api.fail(Op::Read, Failure::Unavailable, 10);
+        assert!(fixture.reconcile_stored().await.is_err());
+        fixture.api.heal();
+
+        let (_leader, not_leading) = tokio::sync::watch::channel(false);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let running = crate::controller::run_while_leader(
+            fixture.ctx.clone(),
+            Some("ns".into()),
+            1,
+            not_leading,
+            shutdown,
+        );
+        let waiting = async {
+            let written = tokio::time::timeout(Duration::from_secs(30), async {
+                while fixture.api.status().phase != Some(Phase::Failed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+            .await;
+            stop.send_replace(true);
+            written
+        };
+        let ((), written) = tokio::join!(running, waiting);
+        assert!(written.is_ok(), "the held answer was never written");
+        assert_eq!(
+            fixture.api.status().error.and_then(|e| e.code).as_deref(),
+            Some("DLI.16001")
+        );
+        assert_eq!(fixture.sim.detail_calls(), 0);
     }
 
     /// The held answer's claim was resolved by another process meanwhile: the answer is let
