@@ -21,6 +21,8 @@ async fn killed_operators_never_stop_a_generation_twice() {
         fault_probability: 0.2,
         hold_probability: 0.67,
         respec_probability: 0.2,
+        iam: true,
+        outages: 1,
         settle_timeout: Duration::from_secs(75),
         operator_binary: env!("CARGO_BIN_EXE_dli-stop-operator").into(),
         log_dir: logs.path().to_path_buf(),
@@ -28,6 +30,7 @@ async fn killed_operators_never_stop_a_generation_twice() {
     };
     let report = chaos::run(cp, config).await.expect("the chaos round runs");
     let rendered = chaos::render(&report);
+    eprintln!("{rendered}");
     assert_eq!(report.kills, 3, "{rendered}");
     assert!(
         report.respecs > 0,
@@ -39,6 +42,13 @@ async fn killed_operators_never_stop_a_generation_twice() {
         last_lines(&report.logs[0], 40)
     );
     assert_eq!(report.phases.values().sum::<usize>(), 30, "{rendered}");
+    // Safety alone is cheap: ending every request Unknown breaks no promise above. Most
+    // requests must succeed; the faults that leave a call's outcome unknown are a minority.
+    let count = |phase: &str| report.phases.get(phase).copied().unwrap_or(0);
+    assert!(
+        count("Succeeded") >= 20 && count("Unknown") <= 8,
+        "too few requests succeeded: {rendered}"
+    );
 }
 
 fn last_lines(path: &std::path::Path, count: usize) -> String {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dli_stop_operator::connection::{Auth, Connection, SecretValue};
 use dli_stop_operator::dli::{
-    ClientOptions, DliClient, DliError, JobStatus, OutcomeClass, StopOutcome, classify,
+    ClientOptions, DliClient, DliError, JobStatus, OutcomeClass, StopAnswer, StopOutcome, classify,
 };
 use dli_stop_operator::sim::{AnswerShape, DliSim, Fault, Loss, Operation, Refusal, SimConfig};
 
@@ -57,9 +57,20 @@ fn client(sim: &DliSim) -> DliClient {
     client_with(connection(sim, ak_sk(AK, SK)), ClientOptions::default())
 }
 
-async fn stop_error(client: &DliClient, job_ids: &[i64]) -> DliError {
+/// One stop try as the operator makes it: the credential first, then the call.
+async fn stop(
+    client: &DliClient,
+    job_ids: &[i64],
+    trigger_savepoint: bool,
+) -> Result<StopAnswer, DliError> {
+    let credential = client.credential().await?;
     client
-        .batch_stop(job_ids, false)
+        .batch_stop(&credential, job_ids, trigger_savepoint)
+        .await
+}
+
+async fn stop_error(client: &DliClient, job_ids: &[i64]) -> DliError {
+    stop(client, job_ids, false)
         .await
         .expect_err("the stop call fails")
 }
@@ -67,8 +78,7 @@ async fn stop_error(client: &DliClient, job_ids: &[i64]) -> DliError {
 #[tokio::test]
 async fn a_delivered_stop_maps_one_element_per_job_and_records_the_request_id() {
     let sim = sim().await;
-    let answer = client(&sim)
-        .batch_stop(&[128, 137], true)
+    let answer = stop(&client(&sim), &[128, 137], true)
         .await
         .expect("delivered");
     assert_eq!(answer.http_status, 200);
@@ -96,8 +106,7 @@ async fn a_delivered_stop_maps_one_element_per_job_and_records_the_request_id() 
 async fn a_single_element_answer_applies_to_every_job() {
     let sim = sim().await;
     sim.set_answer_shape(AnswerShape::SingleElement);
-    let answer = client(&sim)
-        .batch_stop(&[128, 137], false)
+    let answer = stop(&client(&sim), &[128, 137], false)
         .await
         .expect("delivered");
     assert_eq!(answer.elements.len(), 1);
@@ -109,8 +118,7 @@ async fn a_single_element_answer_applies_to_every_job() {
 async fn a_single_object_answer_is_the_verdict_for_every_job() {
     let sim = sim().await;
     sim.set_answer_shape(AnswerShape::Object);
-    let answer = client(&sim)
-        .batch_stop(&[128, 137], false)
+    let answer = stop(&client(&sim), &[128, 137], false)
         .await
         .expect("delivered");
     assert_eq!(answer.elements.len(), 1);
@@ -133,8 +141,7 @@ async fn an_endpoint_with_a_path_needing_percent_encoding_is_signed_as_the_gatew
             .job_detail(128)
             .await
             .expect("detail under the prefix");
-        client
-            .batch_stop(&[128], false)
+        stop(&client, &[128], false)
             .await
             .expect("stop under the prefix");
         assert_eq!(sim.total_stop_calls(), 1, "{prefix}");
@@ -209,7 +216,7 @@ async fn throttling_is_not_delivered_and_carries_retry_after() {
             retry_after_secs: Some(3),
         }),
     );
-    match classify(client(&sim).batch_stop(&[128], false).await) {
+    match classify(stop(&client(&sim), &[128], false).await) {
         StopOutcome::NotDelivered { retry_after, error } => {
             assert_eq!(retry_after, Some(Duration::from_secs(3)));
             assert_eq!(error.http_status(), Some(429));
@@ -363,7 +370,7 @@ async fn temporary_credentials_send_their_security_token() {
         connection(&sim, temporary("TEMPSK", "TEMPTOKEN")),
         ClientOptions::default(),
     );
-    client.batch_stop(&[128], false).await.expect("delivered");
+    stop(&client, &[128], false).await.expect("delivered");
     let without = client_with(
         connection(&sim, ak_sk("TEMPAK", "TEMPSK")),
         ClientOptions::default(),
@@ -417,10 +424,7 @@ async fn an_iam_token_is_issued_once_and_shared_by_concurrent_calls() {
     for detail in details {
         assert_eq!(detail.expect("job detail").job_id, 128);
     }
-    client
-        .batch_stop(&[128, 137], false)
-        .await
-        .expect("delivered");
+    stop(&client, &[128, 137], false).await.expect("delivered");
     assert_eq!(sim.token_issues(), 1);
 }
 
@@ -492,6 +496,65 @@ async fn a_refused_iam_token_is_replaced_once_and_the_call_retried_once() {
     assert_eq!(sim.token_issues(), 2);
 }
 
+/// IAM fails once while five calls wait for a token: they all take that one failure instead
+/// of each fetching in turn (with IAM hanging, each would wait a full request timeout).
+#[tokio::test]
+async fn callers_waiting_for_a_token_share_one_failed_fetch() {
+    let sim = sim().await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    sim.inject(Operation::IamToken, Fault::DliFails { dli_acted: false });
+    let metrics = dli_stop_operator::metrics::Metrics::new();
+    let client = client_with(
+        connection(&sim, iam(&sim, "pa55word")),
+        ClientOptions::default(),
+    )
+    .with_metrics(metrics.clone());
+    let details = futures::future::join_all((0..5).map(|_| client.job_detail(128))).await;
+    for detail in details {
+        let error = detail.expect_err("no token");
+        assert!(matches!(error, DliError::IamToken { .. }), "{error}");
+    }
+    let page = metrics.encode();
+    assert!(
+        page.contains("dli_stop_operator_token_refreshes_total{outcome=\"error\"} 1"),
+        "{page}"
+    );
+    assert_eq!(sim.token_issues(), 0);
+    client
+        .job_detail(128)
+        .await
+        .expect("a later call fetches again");
+    assert_eq!(sim.token_issues(), 1);
+}
+
+/// A stop refused for its token is one try that did not reach DLI: it is not resent within
+/// the try (that would stretch the time after the claim), and the next try has a new token.
+#[tokio::test]
+async fn a_stop_refused_for_its_token_is_not_resent_and_the_next_try_gets_a_new_token() {
+    let sim = sim().await;
+    sim.add_iam_user("acme", "operator", "pa55word");
+    let client = client_with(
+        connection(&sim, iam(&sim, "pa55word")),
+        ClientOptions::default(),
+    );
+    let credential = client.credential().await.expect("token");
+    assert_eq!(sim.token_issues(), 1);
+    sim.set_clock_skew(jiff::SignedDuration::from_hours(25));
+    let error = client
+        .batch_stop(&credential, &[128], false)
+        .await
+        .expect_err("the token expired at the gateway");
+    assert_eq!(error.http_status(), Some(401));
+    assert_eq!(error.class(), OutcomeClass::NotDelivered);
+    assert_eq!(sim.token_issues(), 1, "no new token within the try");
+    assert_eq!(sim.total_stop_calls(), 0);
+
+    sim.set_clock_skew(jiff::SignedDuration::ZERO);
+    stop(&client, &[128], false).await.expect("delivered");
+    assert_eq!(sim.token_issues(), 2);
+    assert_eq!(sim.total_stop_calls(), 1);
+}
+
 #[tokio::test]
 async fn a_wrong_iam_password_means_the_stop_was_never_sent() {
     let sim = sim().await;
@@ -544,7 +607,7 @@ async fn job_detail_follows_a_stop_to_its_end_with_the_savepoint() {
     })
     .await;
     let client = client(&sim);
-    client.batch_stop(&[128], true).await.expect("delivered");
+    stop(&client, &[128], true).await.expect("delivered");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let detail = loop {
         let detail = client.job_detail(128).await.expect("job detail");

@@ -110,7 +110,14 @@ async fn a_name_that_resolves_to_loopback_is_never_dialled() {
         other => panic!("a refused endpoint must be a connection that was never made: {other:?}"),
     }
     // The stop call's protocol reads this as certainly not delivered: nothing was sent.
-    let stop = guarded.batch_stop(&[1], false).await.expect_err("refused");
+    let credential = guarded
+        .credential()
+        .await
+        .expect("a static token needs no fetch");
+    let stop = guarded
+        .batch_stop(&credential, &[1], false)
+        .await
+        .expect_err("refused");
     assert!(matches!(stop, DliError::Connect { .. }), "{stop:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(listener.count(), 1, "the guarded client connected");

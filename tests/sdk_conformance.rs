@@ -460,8 +460,9 @@ async fn assert_judged_correct(path_prefix: &str, credentials: Credentials<'_>) 
     let judge = judge(credentials, path_prefix).await;
     let client = our_client(&judge, credentials);
 
+    let credential = client.credential().await.expect("AK/SK needs no fetch");
     let stop = client
-        .batch_stop(&[128, 137], false)
+        .batch_stop(&credential, &[128, 137], false)
         .await
         .unwrap_or_else(|e| panic!("batch stop under {:?}: {e}", judge.endpoint));
     assert_eq!(stop.http_status, 200);
@@ -536,8 +537,10 @@ async fn the_sdk_signer_refuses_our_client_with_a_wrong_secret_key() {
         secret_key: "not-the-secret-key",
         ..PERMANENT
     };
-    let error = our_client(&judge, wrong)
-        .batch_stop(&[128], false)
+    let client = our_client(&judge, wrong);
+    let credential = client.credential().await.expect("AK/SK needs no fetch");
+    let error = client
+        .batch_stop(&credential, &[128], false)
         .await
         .expect_err("a wrong key is refused");
     assert_eq!(error.http_status(), Some(401), "{error}");

@@ -819,12 +819,16 @@ async fn iam_refuses_a_wrong_password() {
 
 #[tokio::test]
 async fn expired_tokens_are_refused_so_clients_must_refresh() {
+    // Long enough for the first call to come in time on a loaded machine; the wait below
+    // counts from before the token was issued, so it always outlasts it.
+    let ttl = Duration::from_secs(3);
     let sim = sim_with(SimConfig {
-        token_ttl: Duration::from_millis(300),
+        token_ttl: ttl,
         ..slow_config()
     })
     .await;
     sim.add_iam_user("acme", "alice", "pw");
+    let issued = tokio::time::Instant::now();
     let token = issue_token(&sim, "alice", "pw").await.headers()["x-subject-token"].clone();
     let url = format!(
         "{}/v1.0/{}/streaming/jobs/128",
@@ -841,7 +845,7 @@ async fn expired_tokens_are_refused_so_clients_must_refresh() {
             .status(),
         StatusCode::OK
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep_until(issued + ttl + Duration::from_millis(200)).await;
     let (status, body) = json_of(
         client()
             .get(&url)

@@ -10,6 +10,8 @@ use super::status::JobStopRequestStatus;
 pub const MAX_JOB_IDS: usize = 500;
 /// Default for `spec.confirm.timeoutSeconds`.
 pub const DEFAULT_CONFIRM_TIMEOUT_SECONDS: i64 = 900;
+/// Default for `spec.deliveryDeadlineSeconds`.
+pub const DEFAULT_DELIVERY_DEADLINE_SECONDS: i64 = 3600;
 
 /// Stops a batch of DLI Flink jobs, once per generation of this object.
 // Printer columns legitimately repeat `type_`; clippy reads them as duplicated attributes.
@@ -85,6 +87,12 @@ pub struct JobStopRequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 31_536_000))]
     pub ttl_seconds_after_finished: Option<i64>,
+
+    /// Stop retrying a stop call that keeps failing to reach DLI this many seconds after the
+    /// first try (10 to 2592000); the request then fails, the stop never sent. Default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 2_592_000))]
+    pub delivery_deadline_seconds: Option<i64>,
 }
 
 /// Names the Secret that holds a DLI connection.
@@ -130,5 +138,13 @@ impl JobStopRequestSpec {
     /// The confirmation settings in force, defaults filled in.
     pub fn confirm(&self) -> ConfirmSpec {
         self.confirm.clone().unwrap_or_default()
+    }
+
+    /// How long tries that do not reach DLI are repeated, default filled in.
+    pub fn delivery_deadline(&self) -> std::time::Duration {
+        let seconds = self
+            .delivery_deadline_seconds
+            .unwrap_or(DEFAULT_DELIVERY_DEADLINE_SECONDS);
+        std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
     }
 }

@@ -147,6 +147,10 @@ pub struct Submission {
     /// Tries made; tries that certainly did not reach DLI are retried.
     #[serde(default)]
     pub attempts: u32,
+    /// Digest of what the call sends (job ids, savepoint flag, connection, nonce). A later
+    /// generation with the same digest keeps this call's outcome instead of calling again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Where the stop call of a claimed generation stands.

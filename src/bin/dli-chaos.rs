@@ -39,6 +39,13 @@ struct Args {
     /// is created.
     #[arg(long, default_value_t = 0.1)]
     respec_probability: f64,
+    /// Operators log in with an IAM password, and half the kills leave IAM slow or down for
+    /// the token fetches that follow.
+    #[arg(long)]
+    iam: bool,
+    /// Times the API server goes away (5 s) just as DLI answers a stop call.
+    #[arg(long, default_value_t = 4)]
+    outages: usize,
     /// Seconds to wait, after the window, for every request to finish.
     #[arg(long, default_value_t = 180)]
     settle_timeout: u64,
@@ -79,6 +86,8 @@ async fn chaos_main(args: Args) -> Result<bool, String> {
         fault_probability: args.fault_probability,
         hold_probability: args.hold_probability,
         respec_probability: args.respec_probability,
+        iam: args.iam,
+        outages: args.outages,
         settle_timeout: Duration::from_secs(args.settle_timeout),
         operator_binary: args
             .operator_bin

@@ -70,6 +70,11 @@ pub struct RunArgs {
     #[arg(long, env = "CONFIRM_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub confirm_poll_interval: Duration,
 
+    /// How long an unanswered stop call is resolved through job detail (counted from its
+    /// try) before the request ends Unknown with the last error; the call is never resent.
+    #[arg(long, env = "RESOLVE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub resolve_timeout: Duration,
+
     /// How long a claim's Submitting Event waits for the call's outcome, which replaces it when
     /// it comes first; 0s publishes every Submitting Event at once.
     #[arg(long, env = "SUBMITTING_EVENT_DELAY", default_value = "2s", value_parser = parse_duration)]

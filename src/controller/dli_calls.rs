@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use super::status::{JobObservation, NotDeliveredReason};
 use crate::api::{JobStopRequestSpec, RequestError};
-use crate::dli::{DliClient, DliError, StopAnswer, StopOutcome, classify};
+use crate::dli::{Credential, DliClient, DliError, StopAnswer, StopOutcome, classify};
 use crate::metrics::{DliOperation, Metrics};
 
 /// What one batch-stop try came to.
+#[derive(Clone, Debug)]
 pub enum CallOutcome {
     Delivered(StopAnswer),
     Rejected {
@@ -36,14 +37,18 @@ impl CallOutcome {
     }
 }
 
-/// The one batch-stop call of a try.
+/// The one batch-stop call of a try, with the credential taken before its claim.
 pub async fn batch_stop(
     dli: &DliClient,
     metrics: &Metrics,
+    credential: &Credential,
     spec: &JobStopRequestSpec,
 ) -> CallOutcome {
     let started = Instant::now();
-    let outcome = match classify(dli.batch_stop(&spec.job_ids, spec.trigger_savepoint).await) {
+    let sent = dli
+        .batch_stop(credential, &spec.job_ids, spec.trigger_savepoint)
+        .await;
+    let outcome = match classify(sent) {
         StopOutcome::Delivered(answer) => CallOutcome::Delivered(answer),
         StopOutcome::Rejected(error) => CallOutcome::Rejected {
             request_id: error.request_id().map(str::to_string),
@@ -68,7 +73,8 @@ pub async fn batch_stop(
     outcome
 }
 
-fn not_delivered_reason(error: &DliError) -> NotDeliveredReason {
+/// Why `error` kept a try from reaching DLI, as a condition reason.
+pub fn not_delivered_reason(error: &DliError) -> NotDeliveredReason {
     match error.http_status() {
         Some(401 | 403) => NotDeliveredReason::Unauthorized,
         Some(429) => NotDeliveredReason::Throttled,

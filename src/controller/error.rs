@@ -9,6 +9,9 @@ pub enum Error {
     #[error("cannot write the request's status: {0}")]
     StatusWrite(#[source] kube::Error),
 
+    #[error("cannot read the request back: {0}")]
+    StatusRead(#[source] kube::Error),
+
     #[error("cannot delete the expired request: {0}")]
     Delete(#[source] kube::Error),
 
@@ -29,6 +32,7 @@ impl Error {
     pub fn label(&self) -> &'static str {
         match self {
             Error::StatusWrite(_) => "status_write",
+            Error::StatusRead(_) => "status_read",
             Error::Delete(_) => "delete",
             Error::ClaimLost => "claim_lost",
             Error::Connection(_) => "connection",

@@ -172,6 +172,7 @@ mod tests {
             }),
             nonce: None,
             ttl_seconds_after_finished: None,
+            delivery_deadline_seconds: None,
         }
     }
 

@@ -1,15 +1,21 @@
 //! The controller: watches `JobStopRequest`s and runs the once-per-generation protocol.
 
+mod adoption;
 mod cache;
+mod capped;
 pub mod config;
 mod connections;
+mod deadlines;
 mod dli_calls;
 pub mod error;
 mod error_streaks;
 pub(crate) mod events;
 mod guard;
+mod held_answers;
 mod job_scope;
 pub mod plan;
+#[cfg(test)]
+mod played_api_server;
 mod reconcile;
 pub mod status;
 pub mod tenancy;
@@ -34,6 +40,8 @@ pub use error::Error;
 use error_streaks::ErrorStreaks;
 use events::{Announcer, Transition};
 use guard::{InvalidRequests, Unreadable};
+use held_answers::HeldAnswers;
+use plan::TryBounds;
 pub use tenancy::Tenancy;
 
 use crate::api::{JobStopRequest, Phase};
@@ -42,12 +50,18 @@ use crate::metrics::{Metrics, ReconcileResult};
 
 /// Requests per page when the watch lists them.
 const LIST_PAGE_SIZE: u32 = 100;
+/// How often answers held from a leadership term are retried while not leading.
+const HELD_ANSWER_RETRY: Duration = Duration::from_secs(2);
+/// How long the last try for held answers may take on the way out.
+const HELD_ANSWER_LAST_TRY: Duration = Duration::from_secs(15);
 
 /// Timing knobs of the protocol.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// How long another process's unanswered try is presumed alive.
-    pub claim_grace: Duration,
+    /// The time bounds of one try, from which the claim grace follows.
+    pub try_bounds: TryBounds,
+    /// How long an unanswered call is resolved through job detail before it ends `Unknown`.
+    pub resolve_timeout: Duration,
     pub retry_initial_backoff: Duration,
     pub retry_max_backoff: Duration,
     pub confirm_poll_interval: Duration,
@@ -63,11 +77,8 @@ pub struct Settings {
 impl Settings {
     pub fn from_args(args: &RunArgs) -> Self {
         Self {
-            // A try can take the connect and request timeouts; the margin covers clock skew
-            // between replicas and the status write that follows the answer.
-            claim_grace: args.dli_connect_timeout
-                + args.dli_request_timeout
-                + Duration::from_secs(10),
+            try_bounds: TryBounds::new(args.dli_connect_timeout, args.dli_request_timeout),
+            resolve_timeout: args.resolve_timeout,
             retry_initial_backoff: args.retry_initial_backoff,
             retry_max_backoff: args.retry_max_backoff,
             confirm_poll_interval: args.confirm_poll_interval,
@@ -90,6 +101,8 @@ pub struct Context {
     settings: Settings,
     error_streaks: ErrorStreaks,
     invalid: InvalidRequests,
+    /// Answers of this process's tries not yet written.
+    held: HeldAnswers,
 }
 
 impl Context {
@@ -124,6 +137,7 @@ impl Context {
             settings,
             error_streaks: ErrorStreaks::default(),
             invalid: InvalidRequests::default(),
+            held: HeldAnswers::default(),
         }
     }
 
@@ -292,7 +306,8 @@ async fn report_phases(
     }
 }
 
-/// Runs the controller only while `leader` is true; returns when `shutdown` fires.
+/// Runs the controller only while `leader` is true, and writes the answers this process
+/// still holds while it is not and on the way out; returns when `shutdown` fires.
 pub async fn run_while_leader(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -302,16 +317,21 @@ pub async fn run_while_leader(
 ) {
     loop {
         if *shutdown.borrow() {
-            return;
+            break;
         }
         tokio::select! {
             changed = leader.wait_for(|is_leader| *is_leader) => {
                 if changed.is_err() {
                     error!("leader election ended; stopping");
-                    return;
+                    break;
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            // Answers held from the last term are written while another replica leads.
+            () = tokio::time::sleep(HELD_ANSWER_RETRY) => {
+                reconcile::write_held_answers(&ctx).await;
+                continue;
+            }
         }
         info!("leading: starting the controller");
         let mut lost = leader.clone();
@@ -323,5 +343,12 @@ pub async fn run_while_leader(
             }
         };
         run(ctx.clone(), namespace.as_deref(), concurrency, until).await;
+    }
+    // A last try for answers still held, within the shutdown grace.
+    if tokio::time::timeout(HELD_ANSWER_LAST_TRY, reconcile::write_held_answers(&ctx))
+        .await
+        .is_err()
+    {
+        warn!("some stop call answers could not be written before exit");
     }
 }

@@ -12,7 +12,9 @@ use crate::api::{
     JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, RequestError, ResponseElement,
     Submission, SubmissionState, Summary,
 };
-use crate::dli::{JobStateClass, JobStatus, StopAnswer, job_state_class};
+use crate::dli::{
+    AnswerElement, JobStateClass, JobStatus, StopAnswer, job_state_class, map_answer,
+};
 
 /// Condition reasons, CamelCase as Kubernetes expects.
 pub mod reason {
@@ -32,6 +34,8 @@ pub mod reason {
     pub const RESOLVING_OUTCOME: &str = "ResolvingOutcome";
     pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
     pub const CONFIRM_TIMEOUT: &str = "ConfirmTimeout";
+    pub const CLAIM_DELAYED: &str = "ClaimDelayed";
+    pub const STOP_NEVER_SENT: &str = "StopNeverSent";
 }
 
 /// What one job's record says about it.
@@ -297,6 +301,7 @@ pub fn claim(
         request_id: None,
         http_status: None,
         attempts,
+        fingerprint: Some(super::adoption::fingerprint(spec)),
     });
     if previous.is_none() {
         start_generation(&mut status, spec);
@@ -337,6 +342,7 @@ fn retry_reason(previous: &str) -> &'static str {
         reason::UNAUTHORIZED => reason::UNAUTHORIZED,
         reason::THROTTLED => reason::THROTTLED,
         reason::DLI_UNAVAILABLE => reason::DLI_UNAVAILABLE,
+        reason::CLAIM_DELAYED => reason::CLAIM_DELAYED,
         _ => reason::SUBMITTING,
     }
 }
@@ -366,12 +372,14 @@ pub fn delivered(
         })
         .collect();
     status.error = None;
+    // A refusal ("not running", often for one element standing for the whole batch) is no
+    // verdict yet: job detail decides, and a job found already stopped counts as stopped.
     status.results = answer
         .jobs
         .iter()
         .map(|job| JobResult {
             job_id: job.job_id,
-            is_success: job.is_success,
+            is_success: job.is_success.filter(|accepted| *accepted),
             message: job.message.clone(),
             state: None,
             savepoint_path: None,
@@ -399,6 +407,15 @@ pub fn rejected(
         submission.http_status = error.http_status;
     }
     let described = describe_error(&error);
+    // The whole message is in `error`; up to 500 copies of it would only swell the status.
+    let per_job = format!(
+        "not stopped: DLI rejected the request ({}); see status.error",
+        error
+            .code
+            .clone()
+            .or_else(|| error.http_status.map(|status| format!("HTTP {status}")))
+            .unwrap_or_else(|| "no code".to_string())
+    );
     status.observed_generation = Some(generation);
     status.results = spec
         .job_ids
@@ -406,7 +423,7 @@ pub fn rejected(
         .map(|&job_id| JobResult {
             job_id,
             is_success: Some(false),
-            message: Some(format!("not stopped: {described}")),
+            message: Some(per_job.clone()),
             ..JobResult::default()
         })
         .collect();
@@ -433,6 +450,9 @@ pub enum NotDeliveredReason {
     Unauthorized,
     Throttled,
     Unavailable,
+    /// The claim was written too slowly (or its write not confirmed) for the call to go out
+    /// on it safely.
+    ClaimDelayed,
 }
 
 /// Step 3, not delivered: the claim stays, the next try is safe and scheduled.
@@ -453,6 +473,7 @@ pub fn not_delivered(
         NotDeliveredReason::Unauthorized => reason::UNAUTHORIZED,
         NotDeliveredReason::Throttled => reason::THROTTLED,
         NotDeliveredReason::Unavailable => reason::DLI_UNAVAILABLE,
+        NotDeliveredReason::ClaimDelayed => reason::CLAIM_DELAYED,
     };
     apply_verdict(
         &mut status,
@@ -526,10 +547,11 @@ pub fn resolved(
         .map(|&job_id| {
             let observation = observations.iter().find(|o| o.job_id == job_id);
             let state = observation.and_then(|o| o.status.clone());
+            // A failed stop is a stop that arrived.
             let delivered = state.as_deref().is_some_and(|s| {
                 matches!(
                     classify_job_state(s),
-                    JobStateClass::Stopped | JobStateClass::Stopping
+                    JobStateClass::Stopped | JobStateClass::Stopping | JobStateClass::StopFailed
                 )
             });
             if !delivered {
@@ -592,12 +614,24 @@ pub fn confirmed(
     now: &Time,
 ) -> JobStopRequestStatus {
     let mut status = old.clone();
+    let refused = refused_by_dli(&status);
     for result in &mut status.results {
         let Some(observation) = observations.iter().find(|o| o.job_id == result.job_id) else {
             continue;
         };
         match &observation.status {
-            Some(state) => result.state = Some(state.clone()),
+            Some(state) => {
+                result.state = Some(state.clone());
+                // DLI refused to stop this job and it still runs (or its stop failed): that
+                // settles it. Found stopped, its state alone makes it a success.
+                let not_stopping = matches!(
+                    classify_job_state(state),
+                    JobStateClass::Running | JobStateClass::StopFailed
+                );
+                if refused.contains(&result.job_id) && not_stopping {
+                    result.is_success = Some(false);
+                }
+            }
             None => {
                 result.is_success = Some(false);
                 result.message = Some("the job no longer exists in DLI".to_string());
@@ -607,8 +641,28 @@ pub fn confirmed(
             result.savepoint_path = observation.savepoint_path.clone();
         }
     }
-    settle(&mut status, spec, generation, true, timed_out, now);
+    let confirm = spec.confirm().enabled;
+    settle(&mut status, spec, generation, confirm, timed_out, now);
     status
+}
+
+/// The jobs DLI's recorded answer refused, read back from `response` over the results, which
+/// keep the order the ids were sent in.
+fn refused_by_dli(status: &JobStopRequestStatus) -> Vec<i64> {
+    let job_ids: Vec<i64> = status.results.iter().map(|r| r.job_id).collect();
+    let elements: Vec<AnswerElement> = status
+        .response
+        .iter()
+        .map(|element| AnswerElement {
+            is_success: element.is_success,
+            message: element.message.clone(),
+        })
+        .collect();
+    map_answer(&job_ids, &elements)
+        .into_iter()
+        .filter(|answer| answer.is_success == Some(false))
+        .map(|answer| answer.job_id)
+        .collect()
 }
 
 /// Summary, phase and conditions from the per-job results.
@@ -763,7 +817,6 @@ mod tests {
 
     use super::*;
     use crate::api::ConfirmSpec;
-    use crate::dli::{AnswerElement, JobAnswer};
 
     fn time(seconds: i64) -> Time {
         Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
@@ -780,9 +833,12 @@ mod tests {
             }),
             nonce: None,
             ttl_seconds_after_finished: None,
+            delivery_deadline_seconds: None,
         }
     }
 
+    /// DLI's answer with one element per job when every job has a verdict, or elements that
+    /// cannot be attributed (none) when some have none, mapped as the client maps them.
     fn answer(jobs: &[(i64, Option<bool>)]) -> StopAnswer {
         let message = |ok: bool| {
             if ok {
@@ -792,21 +848,21 @@ mod tests {
             }
             .to_string()
         };
+        let verdicts: Option<Vec<bool>> = jobs.iter().map(|&(_, ok)| ok).collect();
+        let elements: Vec<AnswerElement> = verdicts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ok| AnswerElement {
+                is_success: ok,
+                message: message(ok),
+            })
+            .collect();
+        let ids: Vec<i64> = jobs.iter().map(|&(id, _)| id).collect();
         StopAnswer {
             http_status: 200,
             request_id: Some("req-1".into()),
-            elements: vec![AnswerElement {
-                is_success: true,
-                message: "delivered".into(),
-            }],
-            jobs: jobs
-                .iter()
-                .map(|&(job_id, ok)| JobAnswer {
-                    job_id,
-                    is_success: ok,
-                    message: ok.map(message),
-                })
-                .collect(),
+            jobs: map_answer(&ids, &elements),
+            elements,
         }
     }
 
@@ -1013,7 +1069,14 @@ mod tests {
         assert_eq!(finished(&done), Some((time(31), Some(1))));
 
         let (_, partial) = claimed_and_answered(&spec, 1, &[(128, Some(true)), (137, Some(false))]);
-        let partial = confirmed(&partial, &spec, 1, &stopped[..1], false, &time(5));
+        let partial = confirmed(
+            &partial,
+            &spec,
+            1,
+            &[stopped[0].clone(), observe(137, "job_running")],
+            false,
+            &time(5),
+        );
         assert_eq!(condition(&partial, FINISHED), ("True", "PartiallyFailed"));
 
         let error = RequestError {
@@ -1050,17 +1113,132 @@ mod tests {
     }
 
     #[test]
-    fn a_job_dli_refused_makes_the_request_partially_failed() {
+    fn a_job_dli_refused_is_decided_by_job_detail() {
         let spec = spec(&[128, 137], false);
-        let (_, status) = claimed_and_answered(&spec, 1, &[(128, Some(true)), (137, Some(false))]);
-        assert_eq!(status.phase, Some(Phase::PartiallyFailed));
-        assert_eq!(condition(&status, STALLED), ("True", reason::JOBS_FAILED));
-        let ready = conditions::find(&status.conditions, READY).expect("ready");
+        let (_, answered) =
+            claimed_and_answered(&spec, 1, &[(128, Some(true)), (137, Some(false))]);
+        assert_eq!(
+            answered.phase,
+            Some(Phase::Confirming),
+            "137 waits for job detail"
+        );
+        assert_eq!(answered.results[1].is_success, None);
+
+        let running = confirmed(
+            &answered,
+            &spec,
+            1,
+            &[observe(137, "job_running")],
+            false,
+            &time(2),
+        );
+        assert_eq!(running.phase, Some(Phase::PartiallyFailed));
+        assert_eq!(condition(&running, STALLED), ("True", reason::JOBS_FAILED));
+        let ready = conditions::find(&running.conditions, READY).expect("ready");
         assert!(
             ready.message.contains("137 (job is not running)"),
             "{}",
             ready.message
         );
+
+        let stopped = confirmed(
+            &answered,
+            &spec,
+            1,
+            &[observe(137, "job_cancel_success")],
+            false,
+            &time(2),
+        );
+        assert_eq!(stopped.phase, Some(Phase::Succeeded), "already stopped");
+        assert_eq!(
+            stopped.results[1].message.as_deref(),
+            Some("job is not running"),
+            "DLI's message is kept"
+        );
+    }
+
+    /// One `false` element standing for the whole batch (DLI refused one job, or the
+    /// answer's shape) is no verdict on each job: job detail decides each.
+    #[test]
+    fn one_false_element_for_the_batch_leaves_each_job_to_job_detail() {
+        let spec = spec(&[1, 2, 3], false);
+        let refusal = "The job 3 cannot be stopped in status job_cancel_success.";
+        let elements = vec![AnswerElement {
+            is_success: false,
+            message: refusal.into(),
+        }];
+        let answer = StopAnswer {
+            http_status: 200,
+            request_id: None,
+            jobs: map_answer(&spec.job_ids, &elements),
+            elements,
+        };
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let answered = delivered(&claimed, &spec, 1, &answer, &time(1));
+        assert_eq!(answered.phase, Some(Phase::Confirming));
+        assert_eq!(answered.summary.map(|s| s.pending), Some(3));
+        let stopping = confirmed(
+            &answered,
+            &spec,
+            1,
+            &[
+                observe(1, "job_canceling"),
+                observe(2, "job_cancel_success"),
+                observe(3, "job_cancel_success"),
+            ],
+            false,
+            &time(2),
+        );
+        assert_eq!(stopping.phase, Some(Phase::Confirming));
+        assert_eq!(
+            stopping.summary.map(|s| (s.succeeded, s.pending)),
+            Some((2, 1))
+        );
+        let done = confirmed(
+            &stopping,
+            &spec,
+            1,
+            &[observe(1, "job_cancel_success")],
+            false,
+            &time(3),
+        );
+        assert_eq!(done.phase, Some(Phase::Succeeded));
+    }
+
+    #[test]
+    fn a_rejection_is_not_copied_into_every_result() {
+        let spec = spec(&[1, 2], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let error = RequestError {
+            http_status: Some(400),
+            code: Some("DLI.0001".into()),
+            message: "x".repeat(2000),
+        };
+        let status = rejected(&claimed, &spec, 1, error, None, &time(1));
+        for result in &status.results {
+            assert_eq!(
+                result.message.as_deref(),
+                Some("not stopped: DLI rejected the request (DLI.0001); see status.error")
+            );
+        }
+    }
+
+    #[test]
+    fn while_resolving_a_failed_stop_counts_as_delivered_and_failed() {
+        let spec = spec(&[1, 2], true);
+        let claimed = claim(&JobStopRequestStatus::default(), &spec, 1, "op-a", &time(0));
+        let status = resolved(
+            &claimed,
+            &spec,
+            1,
+            &[
+                observe(1, "job_cancel_fail"),
+                observe(2, "job_cancel_success"),
+            ],
+            &time(11),
+        );
+        assert_eq!(status.phase, Some(Phase::PartiallyFailed));
+        assert_eq!(condition(&status, STALLED), ("True", reason::JOBS_FAILED));
     }
 
     #[test]
@@ -1248,10 +1426,14 @@ mod tests {
         assert_eq!(
             crate::controller::plan::next_step(
                 Some(&status),
-                1,
-                "op",
-                jiff::Timestamp::UNIX_EPOCH,
-                Duration::from_secs(40)
+                &crate::controller::plan::Situation {
+                    generation: 1,
+                    fingerprint: "",
+                    holder: "op",
+                    now: jiff::Timestamp::UNIX_EPOCH,
+                    claim_grace: Duration::from_secs(40),
+                    delivery_deadline: Duration::from_secs(3600),
+                },
             ),
             crate::controller::plan::Step::CallDone,
             "a widened scope later never sends this generation's stop"

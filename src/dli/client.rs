@@ -76,6 +76,12 @@ pub struct JobList {
     pub http_status: u16,
 }
 
+/// What a call is authorized with (see [`DliClient::credential`]); `Debug` hides the token.
+#[derive(Debug)]
+pub struct Credential {
+    token: Option<SecretValue>,
+}
+
 /// The HTTP client and the limits it reads answers with, shared with the token provider.
 pub(super) struct Transfer<'a> {
     pub http: &'a reqwest::Client,
@@ -173,10 +179,24 @@ impl DliClient {
         &self.connection
     }
 
-    /// `POST /v1.0/{project}/streaming/jobs/stop`. Stopping is asynchronous: success means
-    /// DLI took the request, not that the jobs stopped.
+    /// What the next call goes out with: the IAM token for an IAM password connection (a
+    /// cached one, or one fetched now), nothing for the others, whose calls carry their own.
+    /// A stop takes it before its claim, so no IAM round trip can stretch the time between
+    /// the claim and the call.
+    pub async fn credential(&self) -> Result<Credential, DliError> {
+        let token = match &self.tokens {
+            Some(tokens) => Some(tokens.token(&self.transfer()).await?),
+            None => None,
+        };
+        Ok(Credential { token })
+    }
+
+    /// `POST /v1.0/{project}/streaming/jobs/stop`, sent exactly once with `credential`.
+    /// Stopping is asynchronous: success means DLI took the request, not that the jobs
+    /// stopped. A refused token is dropped, so the next try fetches a new one before it claims.
     pub async fn batch_stop(
         &self,
+        credential: &Credential,
         job_ids: &[i64],
         trigger_savepoint: bool,
     ) -> Result<StopAnswer, DliError> {
@@ -188,7 +208,13 @@ impl DliClient {
             detail: format!("cannot encode the request body: {error}"),
         })?;
         let path = format!("/v1.0/{}/streaming/jobs/stop", self.connection.project_id);
-        let answer = self.call(Method::POST, &path, &[], body).await?;
+        let answer = self
+            .send(Method::POST, &path, &[], body, credential.token.as_ref())
+            .await?;
+        if answer.status == 401 {
+            self.forget_refused(credential).await;
+        }
+        let answer = self.accepted(answer, credential)?;
         let elements = match StopAnswerBody::parse(&answer.body)
             .map_err(|error| malformed(&answer, &error))?
         {
@@ -237,8 +263,8 @@ impl DliClient {
         }
     }
 
-    /// Sends one call; with an IAM password, a 401 drops the cached token and the call is sent
-    /// once more with a new one (a 401 is answered before DLI acts, so this cannot double it).
+    /// Sends one read-only call; with an IAM password, a 401 drops the cached token and the
+    /// call is sent once more with a new one.
     async fn call(
         &self,
         method: Method,
@@ -246,27 +272,45 @@ impl DliClient {
         query: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<RawAnswer, DliError> {
-        let token = match &self.tokens {
-            Some(tokens) => Some(tokens.token(&self.transfer()).await?),
-            None => None,
-        };
+        let credential = self.credential().await?;
         let answer = self
-            .send(method.clone(), path, query, body.clone(), token.as_ref())
+            .send(
+                method.clone(),
+                path,
+                query,
+                body.clone(),
+                credential.token.as_ref(),
+            )
             .await?;
-        let (answer, token) = match (&self.tokens, token, answer.status) {
-            (Some(tokens), Some(rejected), 401) => {
-                tracing::info!(request_id = ?answer.request_id, "DLI refused the IAM token; fetching a new one");
-                tokens.invalidate(&rejected).await;
-                let fresh = tokens.token(&self.transfer()).await?;
-                let answer = self.send(method, path, query, body, Some(&fresh)).await?;
-                (answer, Some(fresh))
+        if answer.status == 401 && self.forget_refused(&credential).await {
+            tracing::info!(request_id = ?answer.request_id, "DLI refused the IAM token; fetching a new one");
+            let fresh = self.credential().await?;
+            let answer = self
+                .send(method, path, query, body, fresh.token.as_ref())
+                .await?;
+            return self.accepted(answer, &fresh);
+        }
+        self.accepted(answer, &credential)
+    }
+
+    /// Drops the IAM token DLI refused, so the next call fetches a new one; whether there was
+    /// one to drop.
+    async fn forget_refused(&self, credential: &Credential) -> bool {
+        match (&self.tokens, &credential.token) {
+            (Some(tokens), Some(refused)) => {
+                tokens.invalidate(refused).await;
+                true
             }
-            (_, token, _) => (answer, token),
-        };
+            _ => false,
+        }
+    }
+
+    /// The answer if it is a success, else the error it carries, secrets redacted.
+    fn accepted(&self, answer: RawAnswer, credential: &Credential) -> Result<RawAnswer, DliError> {
         if (200..300).contains(&answer.status) {
             Ok(answer)
         } else {
-            let sent = self.sent_secrets(token.as_ref());
+            let sent = self.sent_secrets(credential.token.as_ref());
             Err(error_from_answer(answer).redacted(&sent))
         }
     }

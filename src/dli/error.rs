@@ -7,7 +7,7 @@ use super::wire::ErrorBody;
 
 /// A failed DLI (or IAM) call. Every variant that got an answer carries its HTTP status and
 /// `X-Request-Id`, so users can quote them to support.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DliError {
     /// No connection was made, so nothing was sent: refused, DNS, TLS handshake, connect timeout.
     #[error("cannot connect to {endpoint}: {detail}")]

@@ -1,5 +1,7 @@
 //! IAM password -> project-scoped token, cached and refreshed well before it expires.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Url;
 use serde_json::json;
@@ -30,14 +32,25 @@ struct CachedToken {
     expires_at: Timestamp,
 }
 
-/// Hands out a valid token; one refresh at a time, however many callers wait.
+/// The cached token and how the latest fetch ended.
+#[derive(Default)]
+struct TokenState {
+    cached: Option<CachedToken>,
+    last_failure: Option<DliError>,
+}
+
+/// Hands out a valid token; one fetch at a time, and every caller that waited for a fetch
+/// takes its outcome, failure included, instead of starting another.
 pub struct TokenProvider {
     iam_endpoint: Url,
     username: String,
     password: SecretValue,
     domain_name: String,
     project_id: String,
-    cache: Mutex<Option<CachedToken>>,
+    state: Mutex<TokenState>,
+    /// Fetches finished so far: a caller that sees it move while waiting for the lock knows a
+    /// fetch ended meanwhile and answers for it too.
+    fetches_done: AtomicU64,
     /// Where token fetches are counted, when the client runs inside the operator.
     metrics: Option<Metrics>,
 }
@@ -66,7 +79,8 @@ impl TokenProvider {
             password,
             domain_name,
             project_id,
-            cache: Mutex::new(None),
+            state: Mutex::new(TokenState::default()),
+            fetches_done: AtomicU64::new(0),
             metrics: None,
         }
     }
@@ -77,13 +91,20 @@ impl TokenProvider {
     }
 
     /// The cached token, or a new one when it is missing or close to expiry. The lock is held
-    /// across the IAM call so concurrent callers wait for one refresh instead of each issuing.
+    /// across the IAM call, and callers that queued behind a fetch share its outcome: with IAM
+    /// down, a burst of callers waits for one failed fetch, not for one fetch each.
     pub(super) async fn token(&self, transfer: &Transfer<'_>) -> Result<SecretValue, DliError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.as_ref()
+        let fetches_seen = self.fetches_done.load(Ordering::Acquire);
+        let mut state = self.state.lock().await;
+        if let Some(cached) = state.cached.as_ref()
             && !needs_refresh(cached.issued_at, cached.expires_at, Timestamp::now())
         {
             return Ok(cached.token.clone());
+        }
+        if self.fetches_done.load(Ordering::Acquire) != fetches_seen
+            && let Some(failure) = &state.last_failure
+        {
+            return Err(failure.clone());
         }
         let started = std::time::Instant::now();
         let issued = self.issue(transfer).await;
@@ -92,21 +113,31 @@ impl TokenProvider {
             metrics.token_refresh(outcome);
             metrics.dli_call(DliOperation::IamToken, outcome, started.elapsed());
         }
-        let fresh = issued?;
-        let token = fresh.token.clone();
-        *cache = Some(fresh);
-        Ok(token)
+        self.fetches_done.fetch_add(1, Ordering::Release);
+        match issued {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                state.cached = Some(fresh);
+                state.last_failure = None;
+                Ok(token)
+            }
+            Err(failure) => {
+                state.last_failure = Some(failure.clone());
+                Err(failure)
+            }
+        }
     }
 
     /// Forgets `rejected` after DLI refused it. Callers that saw the same token refused
     /// concurrently clear it only once, so a burst of 401s costs one refresh.
     pub(super) async fn invalidate(&self, rejected: &SecretValue) {
-        let mut cache = self.cache.lock().await;
-        if cache
+        let mut state = self.state.lock().await;
+        if state
+            .cached
             .as_ref()
             .is_some_and(|cached| cached.token == *rejected)
         {
-            *cache = None;
+            state.cached = None;
         }
     }
 

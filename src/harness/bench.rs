@@ -356,6 +356,8 @@ fn start_operator(
         metrics_port: port,
         rust_log: config.rust_log.clone(),
         extra: Vec::new(),
+        login: world::Login::AkSk,
+        kubeconfig: None,
     };
     let log = config.log_dir.join(format!("operator-{namespace}.log"));
     let spec = world::operator_spec(&config.operator_binary, cp, namespace, sim, &options, &log);

@@ -1,8 +1,11 @@
 //! `dli-chaos`: requests pour in while operator processes are SIGKILLed at random moments (some
-//! while a stop call is held open) and the stand-in injects random faults; afterwards every
-//! promise of the once-per-generation protocol is checked (see [`invariants`]).
+//! while a stop call is held open, some with IAM slow or down for the processes that come
+//! next), the API server goes away right after DLI answered, and the stand-in injects random
+//! faults; afterwards every promise of the once-per-generation protocol is checked (see
+//! [`invariants`]).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,10 +14,11 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::error::HarnessError;
-use super::invariants::{self, Observed, Violation};
+use super::invariants::{self, Observed, StandInJob, Violation};
 use super::process::{OperatorProcess, free_port};
+use super::relay::Relay;
 use super::rng::SeededRng;
-use super::world::{self, OperatorOptions};
+use super::world::{self, Login, OperatorOptions};
 use crate::api::{JobStopRequest, Phase};
 use crate::sim::{DliSim, Fault, Loss, Operation, RandomFaults, Refusal, SimConfig};
 use crate::testenv::ControlPlane;
@@ -38,6 +42,11 @@ pub struct ChaosConfig {
     /// Chance that a request's spec changes soon after it is created: fresh job ids, so a
     /// new generation that must get its own single call.
     pub respec_probability: f64,
+    /// Operators log in with an IAM password (a token fetched before each claim), and half
+    /// the kills leave IAM slow or down for the next token fetches.
+    pub iam: bool,
+    /// Times the API server goes away for [`OUTAGE`] just as DLI answers a stop call.
+    pub outages: usize,
     /// Longest wait, after the window, for every request to finish.
     #[serde(skip)]
     pub settle_timeout: Duration,
@@ -57,6 +66,9 @@ pub struct ChaosReport {
     pub kills_mid_call: usize,
     /// Spec changes made (each a new generation).
     pub respecs: usize,
+    /// API-server outages, and those that began as a held stop call's answer went out.
+    pub outages: usize,
+    pub outages_after_an_answer: usize,
     pub stop_calls: usize,
     pub phases: BTreeMap<String, usize>,
     /// `Unknown` requests whose call never reached DLI: the process died between the claim
@@ -83,7 +95,21 @@ struct PlannedKill {
     /// Hold a stop call open first; `Some(applied)` as in [`Fault::Hold`].
     hold: Option<bool>,
     restart_after: Duration,
+    /// What IAM does to the token fetches that follow the kill.
+    iam: Option<IamTrouble>,
 }
+
+/// IAM misbehaving while a process (a restarted one, or a new leader) needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IamTrouble {
+    /// Slower than the operator's request timeout.
+    Slow,
+    /// Refusing: the gateway's 503 for IAM unavailable.
+    Down,
+}
+
+/// How long an API-server outage lasts: longer than one reconcile's tries to write an answer.
+pub const OUTAGE: Duration = Duration::from_secs(5);
 
 /// A spec change of the plan: the request's jobs replaced by fresh ones.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +123,8 @@ enum Action {
     Create(PlannedRequest),
     Respec(PlannedRespec),
     Kill(PlannedKill),
+    /// The API server goes away as a held stop call's answer is released.
+    Outage,
 }
 
 impl Action {
@@ -105,7 +133,7 @@ impl Action {
         match self {
             Action::Create(request) => &request.job_ids,
             Action::Respec(respec) => &respec.job_ids,
-            Action::Kill(_) => &[],
+            Action::Kill(_) | Action::Outage => &[],
         }
     }
 }
@@ -145,12 +173,27 @@ fn plan(config: &ChaosConfig, rng: &mut SeededRng) -> Vec<(Duration, Action)> {
         timeline.push((created_at, Action::Create(request)));
     }
     for _ in 0..config.kills {
+        let replica = usize::try_from(rng.below(config.replicas.max(1) as u64)).unwrap_or(0);
+        let hold = rng.chance(config.hold_probability).then(|| rng.chance(0.5));
+        let restart_after = rng.duration_below(Duration::from_secs(1));
+        // Drawn only when asked for, so the plans of earlier runs replay unchanged.
+        let iam = (config.iam && rng.chance(0.5)).then(|| {
+            if rng.chance(0.5) {
+                IamTrouble::Slow
+            } else {
+                IamTrouble::Down
+            }
+        });
         let kill = PlannedKill {
-            replica: usize::try_from(rng.below(config.replicas.max(1) as u64)).unwrap_or(0),
-            hold: rng.chance(config.hold_probability).then(|| rng.chance(0.5)),
-            restart_after: rng.duration_below(Duration::from_secs(1)),
+            replica,
+            hold,
+            restart_after,
+            iam,
         };
         timeline.push((rng.duration_below(config.window), Action::Kill(kill)));
+    }
+    for _ in 0..config.outages {
+        timeline.push((rng.duration_below(config.window), Action::Outage));
     }
     // A create sorts before a respec of the same instant.
     timeline.sort_by_key(|(at, action)| (*at, !matches!(action, Action::Create(_))));
@@ -171,7 +214,7 @@ fn superseded_jobs(timeline: &[(Duration, Action)]) -> BTreeMap<String, Vec<Vec<
                     superseded.entry(respec.name.clone()).or_default().push(old);
                 }
             }
-            Action::Kill(_) => {}
+            Action::Kill(_) | Action::Outage => {}
         }
     }
     superseded
@@ -300,6 +343,14 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         replicas: Vec::new(),
         exits: Vec::new(),
     };
+    // The operators reach the API server through a relay that outages take down.
+    let relay = Relay::start(api_server_addr(cp)?)
+        .await
+        .map_err(HarnessError::StandIn)?;
+    let kubeconfig = config
+        .log_dir
+        .join(format!("operator-{namespace}.kubeconfig"));
+    world::kubeconfig_via(cp, &relay.url(), &kubeconfig)?;
     let mut logs = Vec::new();
     for replica in 0..config.replicas.max(1) {
         let options = OperatorOptions {
@@ -307,6 +358,12 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
             metrics_port: free_port().map_err(HarnessError::StandIn)?,
             rust_log: config.rust_log.clone(),
             extra: operator_flags(&config, &namespace, replica),
+            login: if config.iam {
+                Login::IamPassword
+            } else {
+                Login::AkSk
+            },
+            kubeconfig: Some(kubeconfig.clone()),
         };
         let log = config
             .log_dir
@@ -323,18 +380,22 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         cluster.replicas.push(OperatorProcess::start(spec)?);
     }
     say(&format!(
-        "seed {}: {} requests, {} kills over {}s, {} replica(s), namespace {namespace}",
+        "seed {}: {} requests, {} kills, {} API-server outages over {}s, {} replica(s), {}, namespace {namespace}",
         config.seed,
         config.requests,
         config.kills,
+        config.outages,
         config.window.as_secs(),
-        config.replicas
+        config.replicas,
+        if config.iam { "IAM password" } else { "AK/SK" }
     ));
     sim.set_random_faults(random_faults(config.fault_probability, fault_seed));
 
     let mut kills = 0;
     let mut kills_mid_call = 0;
     let mut respecs = 0;
+    let mut outages = 0;
+    let mut outages_after_an_answer = 0;
     for (at, action) in timeline {
         if let Some(wait) = at.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
@@ -351,6 +412,12 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
                     kills_mid_call += 1;
                 }
                 kills += 1;
+            }
+            Action::Outage => {
+                if outage(&sim, &relay).await {
+                    outages_after_an_answer += 1;
+                }
+                outages += 1;
             }
         }
     }
@@ -380,9 +447,15 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         .into_iter()
         .map(|call| call.job_ids)
         .collect();
-    let stand_in: BTreeMap<i64, String> = jobs
+    let stand_in: BTreeMap<i64, StandInJob> = jobs
         .iter()
-        .filter_map(|&id| Some((id, sim.job_status(id)?)))
+        .filter_map(|&id| {
+            let job = StandInJob {
+                status: sim.job_status(id)?,
+                stopped: sim.stopped_by_a_call(id),
+            };
+            Some((id, job))
+        })
         .collect();
     let texts: Vec<(String, String)> = logs
         .iter()
@@ -416,6 +489,8 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         kills,
         kills_mid_call,
         respecs,
+        outages,
+        outages_after_an_answer,
         stop_calls,
         phases,
         unknown_without_call,
@@ -475,9 +550,42 @@ async fn kill_one(
         // after its caller died.
         sim.release_held();
     }
+    if let Some(trouble) = kill.iam {
+        // The next token fetches: the restarted process's, or a new leader's.
+        let fault = match trouble {
+            IamTrouble::Slow => Fault::Latency(Duration::from_secs(3)),
+            IamTrouble::Down => Fault::GatewayRefuses(Refusal::Unavailable),
+        };
+        for _ in 0..2 {
+            sim.inject(Operation::IamToken, fault.clone());
+        }
+    }
     tokio::time::sleep(kill.restart_after).await;
     replica.restart().await?;
     Ok(held)
+}
+
+/// Holds the next stop call, takes the API server away, lets DLI's answer go to the operator
+/// (whose write of it now fails), and brings the API server back after [`OUTAGE`]. Returns
+/// whether a call was held, i.e. the outage began right after an answer.
+async fn outage(sim: &DliSim, relay: &Relay) -> bool {
+    sim.release_held();
+    sim.inject(Operation::BatchStop, Fault::Hold { applied: true });
+    let held = sim.wait_held(1, Duration::from_secs(3)).await;
+    relay.set_up(false);
+    sim.release_held();
+    tokio::time::sleep(OUTAGE).await;
+    relay.set_up(true);
+    held
+}
+
+/// Where the control plane's API server listens.
+fn api_server_addr(cp: &ControlPlane) -> Result<SocketAddr, HarnessError> {
+    let url = cp.server_url();
+    let authority = url.trim_start_matches("https://");
+    authority
+        .parse()
+        .map_err(|_| HarnessError::ApiServerUrl(url.clone()))
 }
 
 /// Waits until `expected` requests are final for their generation, restarting replicas that
@@ -534,13 +642,20 @@ fn observe(
 /// The report for a terminal: counts, then each violation with its request's status.
 pub fn render(report: &ChaosReport) -> String {
     let mut out = format!(
-        "seed {}: {} requests, {} spec changes, {} replica(s), {} kills ({} mid-call), {} stop calls reached DLI, {:.1}s\n",
+        "seed {}: {} requests, {} spec changes, {} replica(s), {}, {} kills ({} mid-call), {} API-server outages ({} right after an answer), {} stop calls reached DLI, {:.1}s\n",
         report.config.seed,
         report.config.requests,
         report.respecs,
         report.config.replicas,
+        if report.config.iam {
+            "IAM password"
+        } else {
+            "AK/SK"
+        },
         report.kills,
         report.kills_mid_call,
+        report.outages,
+        report.outages_after_an_answer,
         report.stop_calls,
         report.elapsed_seconds
     );
@@ -592,6 +707,8 @@ mod tests {
             fault_probability: 0.2,
             hold_probability: 0.5,
             respec_probability: 0.3,
+            iam: false,
+            outages: 0,
             settle_timeout: Duration::from_secs(60),
             operator_binary: PathBuf::new(),
             log_dir: PathBuf::new(),
@@ -611,6 +728,7 @@ mod tests {
         let timeline = plan(&config(9), &mut SeededRng::new(9));
         let mut jobs = Vec::new();
         let mut kills = 0;
+        let mut outages = 0;
         let mut created = Vec::new();
         for (at, action) in &timeline {
             jobs.extend(action.job_ids().iter().copied());
@@ -625,8 +743,10 @@ mod tests {
                 Action::Kill(kill) => {
                     assert!(*at < Duration::from_secs(10));
                     assert!(kill.replica < 2);
+                    assert_eq!(kill.iam, None, "no IAM trouble without IAM");
                     kills += 1;
                 }
+                Action::Outage => outages += 1,
             }
         }
         let count = jobs.len();
@@ -634,7 +754,26 @@ mod tests {
         jobs.dedup();
         assert_eq!(jobs.len(), count, "job ids are shared between requests");
         assert_eq!(kills, 4);
+        assert_eq!(outages, 0);
         assert!(timeline.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    #[test]
+    fn the_new_faults_come_when_asked_for() {
+        let mut asked = config(9);
+        asked.iam = true;
+        asked.outages = 3;
+        let timeline = plan(&asked, &mut SeededRng::new(9));
+        let outages = timeline
+            .iter()
+            .filter(|(_, action)| *action == Action::Outage)
+            .count();
+        assert_eq!(outages, 3);
+        let iam_troubles = timeline
+            .iter()
+            .filter(|(_, action)| matches!(action, Action::Kill(kill) if kill.iam.is_some()))
+            .count();
+        assert!(iam_troubles > 0, "{timeline:?}");
     }
 
     #[test]

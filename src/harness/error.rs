@@ -24,6 +24,8 @@ pub enum HarnessError {
     },
     #[error("the operator process exited by itself ({status}); its log is {log}")]
     OperatorExited { status: String, log: PathBuf },
+    #[error("the API server URL {0} is not an address a relay can reach")]
+    ApiServerUrl(String),
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
     #[error("cannot write {path}: {source}")]

@@ -23,6 +23,15 @@ pub struct Observed {
     pub status: Option<JobStopRequestStatus>,
 }
 
+/// One job as the stand-in knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandInJob {
+    /// The status it reports now, for the violation's message.
+    pub status: String,
+    /// Whether it took a stop for the job that is to succeed (its own record).
+    pub stopped: bool,
+}
+
 /// A broken promise, naming the request (or log) that broke it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Violation {
@@ -89,13 +98,13 @@ impl fmt::Display for Violation {
 }
 
 /// Checks every request against the stop calls the stand-in received (`calls`: the job ids of
-/// each), the stand-in's job statuses now, and the operator logs (`(name, text)`).
+/// each), the stand-in's own record of each job, and the operator logs (`(name, text)`).
 ///
 /// Requests must use disjoint job ids, so a call maps to the request whose jobs it names.
 pub fn check(
     requests: &[Observed],
     calls: &[Vec<i64>],
-    stand_in: &BTreeMap<i64, String>,
+    stand_in: &BTreeMap<i64, StandInJob>,
     logs: &[(String, String)],
 ) -> Vec<Violation> {
     let mut violations = Vec::new();
@@ -127,7 +136,7 @@ pub fn calls_naming(calls: &[Vec<i64>], job_ids: &[i64]) -> usize {
 fn check_request(
     request: &Observed,
     calls: &[Vec<i64>],
-    stand_in: &BTreeMap<i64, String>,
+    stand_in: &BTreeMap<i64, StandInJob>,
     violations: &mut Vec<Violation>,
 ) {
     let name = request.name.clone();
@@ -161,17 +170,17 @@ fn check_request(
             calls: made,
         });
     }
+    let ready_reason = conditions::find(&status.conditions, READY)
+        .map(|c| c.reason.clone())
+        .unwrap_or_default();
     if phase == Phase::Unknown {
-        let ready_reason = conditions::find(&status.conditions, READY)
-            .map(|c| c.reason.clone())
-            .unwrap_or_default();
         if ready_reason != reason::OUTCOME_UNKNOWN {
             violations.push(Violation::UnknownWithoutReason {
                 name: name.clone(),
                 reason: ready_reason,
             });
         }
-    } else if made == 0 && phase.is_final() {
+    } else if made == 0 && phase.is_final() && ready_reason != reason::STOP_NEVER_SENT {
         violations.push(Violation::MissingCall {
             name: name.clone(),
             phase: phase_name,
@@ -186,20 +195,16 @@ fn check_request(
         if !says_stopped {
             continue;
         }
-        let actual = stand_in.get(&result.job_id).cloned().unwrap_or_default();
-        let stopped = matches!(
-            classify_job_state(&actual),
-            JobStateClass::Stopped | JobStateClass::Stopping
-        );
-        if !stopped || made == 0 {
+        // Judged by what the stand-in did, never by how the operator reads job statuses.
+        let job = stand_in.get(&result.job_id);
+        if !job.is_some_and(|job| job.stopped) || made == 0 {
             violations.push(Violation::FalseSuccess {
                 name: name.clone(),
                 job_id: result.job_id,
-                stand_in: if actual.is_empty() {
-                    "unknown".to_string()
-                } else {
-                    actual
-                },
+                stand_in: job.map_or_else(
+                    || "unknown".to_string(),
+                    |job| format!("{} and never took a stop for it", job.status),
+                ),
             });
         }
     }
@@ -243,9 +248,15 @@ mod tests {
         }
     }
 
-    fn stopped(jobs: &[i64]) -> BTreeMap<i64, String> {
+    fn stopped(jobs: &[i64]) -> BTreeMap<i64, StandInJob> {
         jobs.iter()
-            .map(|&id| (id, "job_cancel_success".to_string()))
+            .map(|&id| {
+                let job = StandInJob {
+                    status: "job_cancel_success".to_string(),
+                    stopped: true,
+                };
+                (id, job)
+            })
             .collect()
     }
 
@@ -303,12 +314,16 @@ mod tests {
             observed("a", &[1], Phase::Succeeded, "JobsStopped"),
             observed("b", &[2], Phase::Unknown, reason::OUTCOME_UNKNOWN),
         ];
-        let running: BTreeMap<i64, String> = [
-            (1, "job_running".to_string()),
-            (2, "job_running".to_string()),
-        ]
-        .into_iter()
-        .collect();
+        let running: BTreeMap<i64, StandInJob> = [1, 2]
+            .into_iter()
+            .map(|id| {
+                let job = StandInJob {
+                    status: "job_running".to_string(),
+                    stopped: false,
+                };
+                (id, job)
+            })
+            .collect();
         let violations = check(&requests, &[], &running, &[]);
         assert_eq!(violations.len(), 2, "{violations:?}");
         assert!(matches!(violations[0], Violation::MissingCall { .. }));
@@ -316,6 +331,36 @@ mod tests {
             violations[1],
             Violation::FalseSuccess { job_id: 1, .. }
         ));
+    }
+
+    /// A job that ended on its own reads as stopped to the operator's classification; only
+    /// the stand-in's record tells whether a stop call stopped it.
+    #[test]
+    fn success_is_judged_by_what_the_stand_in_did() {
+        let requests = [observed("a", &[1], Phase::Succeeded, "JobsStopped")];
+        let ended_by_itself: BTreeMap<i64, StandInJob> = [(
+            1,
+            StandInJob {
+                status: "job_finish".to_string(),
+                stopped: false,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let violations = check(&requests, &[vec![1]], &ended_by_itself, &[]);
+        assert!(
+            matches!(
+                violations.as_slice(),
+                [Violation::FalseSuccess { job_id: 1, .. }]
+            ),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn a_stop_never_sent_needs_no_call() {
+        let requests = [observed("a", &[1], Phase::Failed, "StopNeverSent")];
+        assert_eq!(check(&requests, &[], &stopped(&[]), &[]), vec![]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod invariants;
 pub mod process;
 pub mod ready;
+pub mod relay;
 pub mod rng;
 pub mod stats;
 pub mod world;

@@ -2,7 +2,7 @@
 //! bulk, the DLI stand-in and the operator's command line.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -18,6 +18,9 @@ use crate::testenv::ControlPlane;
 
 pub const ACCESS_KEY: &str = "HARNESSACCESSKEY";
 pub const SECRET_KEY: &str = "harness-secret-key";
+pub const IAM_DOMAIN: &str = "harness-domain";
+pub const IAM_USER: &str = "harness-operator";
+pub const IAM_PASSWORD: &str = "harness-password";
 const CRD_NAME: &str = "jobstoprequests.dli.stop-operator.io";
 
 /// Installs the CRD generated from the Rust types (identical to `crds/`, a test checks that)
@@ -36,10 +39,11 @@ pub async fn install_crd(cp: &ControlPlane) -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// A stand-in that knows the harness's AK/SK, with `jobs` running.
+/// A stand-in that knows the harness's AK/SK and IAM user, with `jobs` running.
 pub async fn start_sim(config: SimConfig, jobs: &[i64]) -> Result<DliSim, HarnessError> {
     let sim = DliSim::start(config).await.map_err(HarnessError::StandIn)?;
     sim.add_ak_sk(ACCESS_KEY, SECRET_KEY);
+    sim.add_iam_user(IAM_DOMAIN, IAM_USER, IAM_PASSWORD);
     sim.add_running_jobs(jobs);
     Ok(sim)
 }
@@ -71,6 +75,7 @@ pub fn request(
         }),
         nonce: None,
         ttl_seconds_after_finished: None,
+        delivery_deadline_seconds: None,
     };
     let mut object = JobStopRequest::new(name, spec);
     object.metadata = ObjectMeta {
@@ -131,6 +136,15 @@ pub async fn delete_all(api: &Api<JobStopRequest>) -> Result<(), HarnessError> {
     Ok(())
 }
 
+/// How the operator logs in to the stand-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Signed requests (AK/SK): nothing to fetch before a call.
+    AkSk,
+    /// An IAM password: a token is fetched from the stand-in's IAM first.
+    IamPassword,
+}
+
 /// The operator's knobs that a harness chooses.
 #[derive(Debug, Clone)]
 pub struct OperatorOptions {
@@ -139,6 +153,31 @@ pub struct OperatorOptions {
     pub rust_log: String,
     /// Extra flags, e.g. `--leader-elect`.
     pub extra: Vec<String>,
+    pub login: Login,
+    /// A kubeconfig other than the control plane's (e.g. one through a [`Relay`]).
+    ///
+    /// [`Relay`]: super::relay::Relay
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Writes to `path` the control plane's kubeconfig with `server` as the API server's
+/// address (the API server's certificate names 127.0.0.1, whatever the port).
+pub fn kubeconfig_via(cp: &ControlPlane, server: &str, path: &Path) -> Result<(), HarnessError> {
+    let write_error = |source| HarnessError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read_to_string(cp.kubeconfig_path()).map_err(write_error)?;
+    let mut config: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|error| write_error(std::io::Error::other(error.to_string())))?;
+    if let Some(clusters) = config["clusters"].as_array_mut() {
+        for cluster in clusters {
+            cluster["cluster"]["server"] = serde_json::json!(server);
+        }
+    }
+    let yaml = serde_saphyr::to_string(&config)
+        .map_err(|error| write_error(std::io::Error::other(error.to_string())))?;
+    std::fs::write(path, yaml).map_err(write_error)
 }
 
 /// `dli-stop-operator run` scoped to `namespace`, with the stand-in as its default connection.
@@ -167,17 +206,35 @@ pub fn operator_spec(
         options.concurrency.to_string(),
     ]);
     args.extend(options.extra.iter().cloned());
-    let env = vec![
-        (
-            "KUBECONFIG".to_string(),
-            cp.kubeconfig_path().display().to_string(),
-        ),
+    let kubeconfig = options
+        .kubeconfig
+        .as_deref()
+        .unwrap_or(cp.kubeconfig_path());
+    let mut env = vec![
+        ("KUBECONFIG".to_string(), kubeconfig.display().to_string()),
         ("DLI_ENDPOINT".to_string(), sim.endpoint()),
         ("DLI_PROJECT_ID".to_string(), sim.project_id()),
-        ("DLI_ACCESS_KEY".to_string(), ACCESS_KEY.to_string()),
-        ("DLI_SECRET_KEY".to_string(), SECRET_KEY.to_string()),
         ("RUST_LOG".to_string(), options.rust_log.clone()),
     ];
+    let login = match options.login {
+        Login::AkSk => vec![
+            ("DLI_ACCESS_KEY", ACCESS_KEY),
+            ("DLI_SECRET_KEY", SECRET_KEY),
+        ],
+        Login::IamPassword => vec![
+            ("DLI_USERNAME", IAM_USER),
+            ("DLI_PASSWORD", IAM_PASSWORD),
+            ("DLI_DOMAIN_NAME", IAM_DOMAIN),
+        ],
+    };
+    env.extend(
+        login
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value.to_string())),
+    );
+    if options.login == Login::IamPassword {
+        env.push(("DLI_IAM_ENDPOINT".to_string(), sim.endpoint()));
+    }
     OperatorSpec {
         binary: binary.to_path_buf(),
         args,

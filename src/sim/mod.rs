@@ -286,6 +286,16 @@ impl DliSim {
             .map(|(_, view)| view.status)
     }
 
+    /// Whether DLI, as the stand-in plays it, took a stop for the job that is to succeed: its
+    /// own record of what it did, not a reading of the statuses it reports.
+    pub fn stopped_by_a_call(&self, job_id: i64) -> bool {
+        self.state()
+            .jobs
+            .get(&job_id)
+            .and_then(|job| job.stop.as_ref())
+            .is_some_and(|stop| stop.outcome == StopOutcome::Succeed)
+    }
+
     /// The savepoint path DLI reports for the job now.
     pub fn savepoint_path(&self, job_id: i64) -> Option<String> {
         self.state()

@@ -131,6 +131,7 @@ async fn reapplying_the_same_manifest_or_restarting_makes_no_call() {
         .await
         .expect("label");
     env.operator.restart().await;
+    env.operator.wait_counted(Phase::Succeeded, 1).await;
     env.settle().await;
     let after = env.wait_ready("stable").await;
     assert_eq!(
@@ -166,12 +167,35 @@ async fn a_spec_change_makes_exactly_one_more_call_and_a_nonce_sends_again() {
     assert_eq!(second.status.and_then(|s| s.observed_generation), Some(2));
     assert_eq!(env.sim.total_stop_calls(), 2);
 
+    // A change to nothing that is sent (here the confirm timeout, with the jobs reordered) is
+    // a new generation that keeps the outcome of the call made: no call.
+    env.apply(&request(
+        "evolving",
+        &[23, 22],
+        "  confirm:\n    timeoutSeconds: 600\n",
+    ))
+    .await;
+    let kept = env.wait_ready("evolving").await;
+    assert_eq!(kept.metadata.generation, Some(3));
+    let status = kept.status.clone().expect("status");
+    assert_eq!(status.submission.map(|s| s.generation), Some(2));
+    let ready = conditions::find(&status.conditions, conditions::READY).expect("Ready");
+    assert!(
+        ready
+            .message
+            .starts_with("Generation 3 changes nothing sent to DLI"),
+        "{}",
+        ready.message
+    );
+    env.settle().await;
+    assert_eq!(env.sim.total_stop_calls(), 2, "nothing sent changed");
+
     // The jobs were restarted in DLI; a new nonce sends the same stop again.
     env.sim.add_running_jobs(&[22, 23]);
     env.apply(&request("evolving", &[22, 23], "  nonce: again\n"))
         .await;
-    env.wait_for("evolving", "generation 3 stopped", |r| {
-        r.status.as_ref().and_then(|s| s.observed_generation) == Some(3)
+    env.wait_for("evolving", "generation 4 stopped", |r| {
+        r.status.as_ref().and_then(|s| s.observed_generation) == Some(4)
             && r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
     })
     .await;
@@ -545,6 +569,7 @@ async fn a_kill_before_dli_acted_ends_unknown_and_asks_for_a_nonce() {
         ("True".into(), "OutcomeUnknown".into())
     );
     env.operator.restart().await;
+    env.operator.wait_counted(Phase::Unknown, 1).await;
     env.settle().await;
     assert_eq!(
         env.sim.total_stop_calls(),

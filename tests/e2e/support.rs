@@ -235,6 +235,8 @@ pub struct Operator {
     envs: Vec<(String, String)>,
     log: PathBuf,
     _log_dir: tempfile::TempDir,
+    /// Where `/metrics` answers, when the test chose the port.
+    metrics_port: Option<u16>,
 }
 
 impl Operator {
@@ -242,17 +244,21 @@ impl Operator {
     /// short enough for tests. `namespace` is the operator's own, so it may use the default
     /// connection; its connection Secrets may point at the stand-in on loopback.
     pub async fn start(cp: &ControlPlane, namespace: &str, sim: &DliSim) -> Operator {
+        let port = dli_stop_operator::harness::process::free_port().expect("a free port");
+        let metrics_addr = format!("127.0.0.1:{port}");
         let mut args = vec![
             "--namespace",
             namespace,
             "--operator-namespace",
             namespace,
             "--metrics-addr",
-            "127.0.0.1:0",
+            &metrics_addr,
             "--allow-private-endpoints",
         ];
         args.extend(FAST_TIMINGS);
-        Operator::start_with(cp.kubeconfig_path(), &args, &dli_env(sim))
+        let mut operator = Operator::start_with(cp.kubeconfig_path(), &args, &dli_env(sim));
+        operator.metrics_port = Some(port);
+        operator
     }
 
     /// `dli-stop-operator run ARGS` with `kubeconfig` and `envs` only (no inherited environment).
@@ -276,6 +282,7 @@ impl Operator {
             envs: all_envs,
             log,
             _log_dir: log_dir,
+            metrics_port: None,
         };
         operator.spawn();
         operator
@@ -333,6 +340,43 @@ impl Operator {
     pub async fn restart(&mut self) {
         self.kill().await;
         self.spawn();
+    }
+
+    /// The running process's `/metrics` page; `None` while it does not answer yet.
+    pub async fn metrics(&self) -> Option<String> {
+        let port = self.metrics_port.expect("the test chose the metrics port");
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
+    /// Waits until the running process reports `requests` requests in `phase`. Every process
+    /// starts without counts, so after a restart this proves the new process read the
+    /// requests and judged them, not only that the old status is still there.
+    pub async fn wait_counted(&self, phase: Phase, requests: u32) {
+        let sample = format!(
+            "dli_stop_operator_requests{{phase=\"{}\"}} {requests}",
+            phase.as_str()
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if self
+                .metrics()
+                .await
+                .is_some_and(|page| page.lines().any(|line| line == sample))
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the operator process never reported {sample}; log:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub fn log_tail(&self) -> String {
