@@ -1,7 +1,8 @@
 //! Makes the generated schema read well to the API server and to `kubectl explain`.
 //!
 //! schemars describes Rust, not Kubernetes: unsigned integers get formats (`uint16`, `uint32`)
-//! that the API server does not know and warns about on every `kubectl apply -f crds/`, doc
+//! that the API server does not know and warns about on every `kubectl apply -f crds/` (and
+//! `uint32` no maximum, so the API server would store a value the operator cannot read), doc
 //! comments keep their line breaks (which `kubectl explain` prints in mid-sentence), and an
 //! array field carries both its own description and its item type's, which `kubectl explain`
 //! prints one after the other.
@@ -19,6 +20,17 @@ fn tidy(schema: &mut Schema) {
     let Some(object) = schema.as_object_mut() else {
         return;
     };
+    if let Some(largest) = object
+        .get("format")
+        .and_then(Value::as_str)
+        .and_then(unsigned_maximum)
+    {
+        // One stored value past what the type holds would fail every list and watch of the
+        // kind; the API server refuses it at the door instead.
+        object
+            .entry("maximum")
+            .or_insert_with(|| Value::from(largest));
+    }
     if let Some(format) = object.get_mut("format")
         && let Some(kubernetes) = format.as_str().and_then(kubernetes_integer_format)
     {
@@ -40,6 +52,17 @@ fn kubernetes_integer_format(format: &str) -> Option<&'static str> {
     match format {
         "int8" | "int16" | "uint8" | "uint16" => Some("int32"),
         "uint32" | "uint64" | "uint" => Some("int64"),
+        _ => None,
+    }
+}
+
+/// The largest value of an unsigned schemars format, as Kubernetes stores it (int64 at most).
+fn unsigned_maximum(format: &str) -> Option<u64> {
+    match format {
+        "uint8" => Some(u8::MAX.into()),
+        "uint16" => Some(u16::MAX.into()),
+        "uint32" | "uint" => Some(u32::MAX.into()),
+        "uint64" => Some(i64::MAX.unsigned_abs()),
         _ => None,
     }
 }
@@ -82,6 +105,11 @@ mod tests {
             .collect();
         assert_eq!(formats, ["int32", "int64", "int64", "date-time"]);
         assert_eq!(schema["properties"]["status"]["maximum"], 65535);
+        assert_eq!(
+            schema["properties"]["count"]["maximum"], 4_294_967_295u64,
+            "every unsigned integer is bounded by what its type holds"
+        );
+        assert_eq!(schema["properties"]["id"].get("maximum"), None);
     }
 
     #[test]

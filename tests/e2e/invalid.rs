@@ -1,4 +1,5 @@
-//! A request the operator cannot read must not stop it from reconciling the others.
+//! A status integer past what its type holds: refused by the schema, and should one be stored
+//! anyway (an older schema), the operator skips that request and reconciles the others.
 
 use std::time::Duration;
 
@@ -9,7 +10,9 @@ use kube::Api;
 use serde_json::Value;
 
 use crate::request;
-use crate::support::{ACCESS_KEY, Operator, SECRET_KEY, WAIT, repo_path, wait_crd_established};
+use crate::support::{
+    ACCESS_KEY, Env, Operator, SECRET_KEY, WAIT, repo_path, wait_crd_established,
+};
 
 /// The shipped CRD without any `maximum`, as a schema from before the bounds were added may
 /// have stored values the types cannot hold.
@@ -119,5 +122,30 @@ async fn an_unreadable_request_is_skipped_and_the_others_still_complete() {
         operator.log().contains("cannot read this request"),
         "{}",
         operator.log_tail()
+    );
+}
+
+/// The shipped schema bounds every status integer by what its type holds, so the API server
+/// refuses such a status before it is stored.
+#[tokio::test]
+async fn the_shipped_schema_refuses_a_status_integer_the_operator_cannot_hold() {
+    let env = Env::start("bounded", &[3]).await;
+    env.apply(&request("bounded", &[3], "")).await;
+    let refused = env
+        .kubectl(&[
+            "patch",
+            "jsr",
+            "bounded",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"submission":{"generation":1,"attempts":5000000000}}}"#,
+        ])
+        .await
+        .expect_err("the API server refuses the value");
+    assert!(
+        refused.contains("status.submission.attempts")
+            && refused.contains("less than or equal to 4294967295"),
+        "{refused}"
     );
 }
