@@ -62,7 +62,7 @@ const NOT_FORWARDED_503_CODES: [&str; 2] = [
 /// |---|---|---|
 /// | 401, 403 | not delivered | the gateway (or IAM behind it) refused the credentials before forwarding |
 /// | 429 | not delivered | the gateway throttles before forwarding |
-/// | 503 with a gateway code in [`NOT_FORWARDED_503_CODES`] | not delivered | the gateway says it did not forward |
+/// | 503 with a gateway code in `NOT_FORWARDED_503_CODES` | not delivered | the gateway says it did not forward |
 /// | 503 otherwise (DLI's body, another code, no body) | ambiguous | DLI or a proxy behind the gateway may have acted |
 /// | 502, 504 | ambiguous | the gateway lost or timed out on DLI's answer after forwarding; DLI may have acted |
 /// | 500 and every other 5xx | ambiguous | DLI may have acted before failing |
