@@ -42,6 +42,10 @@ async fn killed_operators_never_stop_a_generation_twice() {
         last_lines(&report.logs[0], 40)
     );
     assert_eq!(report.phases.values().sum::<usize>(), 30, "{rendered}");
+    assert!(
+        report.answers_lost.is_empty(),
+        "answers were lost: {rendered}"
+    );
     // Safety alone is cheap: ending every request Unknown breaks no promise above. Most
     // requests must succeed; the faults that leave a call's outcome unknown are a minority.
     let count = |phase: &str| report.phases.get(phase).copied().unwrap_or(0);

@@ -74,6 +74,8 @@ pub struct ChaosReport {
     /// `Unknown` requests whose call never reached DLI: the process died between the claim
     /// and the call, the price of never resending.
     pub unknown_without_call: usize,
+    /// DLI answers an operator logged as received whose status never recorded them.
+    pub answers_lost: Vec<(String, i64)>,
     pub elapsed_seconds: f64,
     pub violations: Vec<Violation>,
     pub logs: Vec<PathBuf>,
@@ -478,6 +480,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         *phases.entry(phase.as_str().to_string()).or_insert(0) += 1;
     }
     let stop_calls = calls.len();
+    let answers_lost = invariants::answers_lost(&observed, &texts);
     let unknown_without_call = observed
         .iter()
         .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Unknown))
@@ -494,6 +497,7 @@ pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, 
         stop_calls,
         phases,
         unknown_without_call,
+        answers_lost,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         violations,
         logs,
@@ -668,6 +672,20 @@ pub fn render(report: &ChaosReport) -> String {
         "phases: {} ({} Unknown without any call reaching DLI)\n",
         phases.join(", "),
         report.unknown_without_call
+    ));
+    let lost: Vec<String> = report
+        .answers_lost
+        .iter()
+        .map(|(name, generation)| format!("{name}/{generation}"))
+        .collect();
+    out.push_str(&format!(
+        "answers received from DLI but never recorded: {}{}\n",
+        lost.len(),
+        if lost.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", lost.join(", "))
+        }
     ));
     if report.violations.is_empty() {
         out.push_str("invariants: all hold\n");

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::api::conditions::{self, READY};
-use crate::api::{JobStopRequestStatus, Phase};
+use crate::api::{JobStopRequestStatus, Phase, SubmissionState};
 use crate::controller::status::{classify_job_state, reason};
 use crate::dli::JobStateClass;
 
@@ -122,6 +122,70 @@ pub fn check(
         );
     }
     violations
+}
+
+/// DLI's answers an operator process logged as received ("DLI accepted the stop call", "DLI
+/// rejected the stop call") whose generation's status does not record an answer: lost between
+/// DLI and the status. `(request, generation)`, for generations no later one replaced.
+pub fn answers_lost(requests: &[Observed], logs: &[(String, String)]) -> Vec<(String, i64)> {
+    let mut lost = Vec::new();
+    for (_, text) in logs {
+        for line in text.lines() {
+            if !(line.contains("DLI accepted the stop call")
+                || line.contains("DLI rejected the stop call"))
+            {
+                continue;
+            }
+            let (Some(name), Some(generation)) =
+                (span_field(line, "name"), span_field(line, "generation"))
+            else {
+                continue;
+            };
+            let Ok(generation) = generation.parse::<i64>() else {
+                continue;
+            };
+            let Some(request) = requests.iter().find(|r| r.name == name) else {
+                continue;
+            };
+            let submission = request.status.as_ref().and_then(|s| s.submission.as_ref());
+            let recorded = submission
+                .is_none_or(|s| s.generation != generation || s.state == SubmissionState::Answered);
+            if !recorded && !lost.contains(&(name.clone(), generation)) {
+                lost.push((name, generation));
+            }
+        }
+    }
+    lost
+}
+
+/// The value of `field` in a log line's span (`field="value"` or `field=value`), colours and
+/// all stripped.
+fn span_field(line: &str, field: &str) -> Option<String> {
+    let plain: String = strip_ansi(line);
+    let start = plain.find(&format!("{field}="))? + field.len() + 1;
+    let rest = &plain[start..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split([' ', '}', ':']).next()?,
+    };
+    Some(value.to_string())
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// How many of the stop calls name any of `job_ids` (requests use disjoint job ids, so these
@@ -381,6 +445,33 @@ mod tests {
             violations.as_slice(),
             [Violation::NotFinal { .. }]
         ));
+    }
+
+    #[test]
+    fn an_answer_logged_but_not_recorded_is_lost() {
+        let mut answered = observed("a", &[1], Phase::Succeeded, "JobsStopped");
+        if let Some(status) = answered.status.as_mut() {
+            status.submission = Some(crate::api::Submission {
+                generation: 1,
+                state: SubmissionState::Answered,
+                ..crate::api::Submission::default()
+            });
+        }
+        let mut resolved = answered.clone();
+        resolved.name = "b".into();
+        if let Some(submission) = resolved.status.as_mut().and_then(|s| s.submission.as_mut()) {
+            submission.state = SubmissionState::Ambiguous;
+        }
+        let line = |name: &str| {
+            format!(
+                "\u{1b}[2m2026-01-01T00:00:00Z\u{1b}[0m  INFO \u{1b}[1mreconcile\u{1b}[0m{{namespace=\"ns\" name=\"{name}\" generation=1}}: x: DLI accepted the stop call request_id=\"r\"\n"
+            )
+        };
+        let logs = [("op.log".to_string(), line("a") + &line("b"))];
+        assert_eq!(
+            answers_lost(&[answered, resolved], &logs),
+            vec![("b".to_string(), 1)]
+        );
     }
 
     #[test]
