@@ -124,13 +124,24 @@ pub fn check(
     violations
 }
 
+/// What every operator process logs first; a replica's log holds its processes one after
+/// another, each killed one followed by its successor.
+const PROCESS_START: &str = "starting dli-stop-operator";
+
 /// DLI's answers an operator process logged as received ("DLI accepted the stop call", "DLI
 /// rejected the stop call") whose generation's status does not record an answer: lost between
 /// DLI and the status. `(request, generation)`, for generations no later one replaced.
+///
+/// Only the processes that lived to the end of the run count: an answer is held in memory, so
+/// a SIGKILL before it was written takes it along (resolution then decides the outcome), and
+/// that is no broken promise.
 pub fn answers_lost(requests: &[Observed], logs: &[(String, String)]) -> Vec<(String, i64)> {
     let mut lost = Vec::new();
     for (_, text) in logs {
-        for line in text.lines() {
+        let last_process = text
+            .rfind(PROCESS_START)
+            .map_or(text.as_str(), |start| &text[start..]);
+        for line in last_process.lines() {
             if !(line.contains("DLI accepted the stop call")
                 || line.contains("DLI rejected the stop call"))
             {
@@ -469,9 +480,13 @@ mod tests {
         };
         let logs = [("op.log".to_string(), line("a") + &line("b"))];
         assert_eq!(
-            answers_lost(&[answered, resolved], &logs),
+            answers_lost(&[answered.clone(), resolved.clone()], &logs),
             vec![("b".to_string(), 1)]
         );
+        // Received by a process killed before it could write it: the successor cannot know.
+        let start = "2026-01-01T00:00:01Z  INFO dli_stop_operator::run: starting dli-stop-operator identity=x\n";
+        let killed = [("op.log".to_string(), format!("{start}{}{start}", line("b")))];
+        assert_eq!(answers_lost(&[answered, resolved], &killed), vec![]);
     }
 
     #[test]
