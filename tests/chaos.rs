@@ -42,8 +42,10 @@ async fn killed_operators_never_stop_a_generation_twice() {
         last_lines(&report.logs[0], 40)
     );
     assert_eq!(report.phases.values().sum::<usize>(), 30, "{rendered}");
+    // A process SIGKILLed while the API server is away takes the answers it holds with it;
+    // one that lives on writes every answer it got.
     assert!(
-        report.answers_lost.is_empty(),
+        report.answers_lost.by_a_live_process.is_empty(),
         "answers were lost: {rendered}"
     );
     // Safety alone is cheap: ending every request Unknown breaks no promise above. Most

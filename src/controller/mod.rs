@@ -319,6 +319,9 @@ pub async fn run_while_leader(
         if *shutdown.borrow() {
             break;
         }
+        // Answers held from the last term are written at once, and again every little while
+        // as long as another replica leads.
+        reconcile::write_held_answers(&ctx).await;
         tokio::select! {
             changed = leader.wait_for(|is_leader| *is_leader) => {
                 if changed.is_err() {
@@ -327,11 +330,7 @@ pub async fn run_while_leader(
                 }
             }
             _ = shutdown.wait_for(|stop| *stop) => break,
-            // Answers held from the last term are written while another replica leads.
-            () = tokio::time::sleep(HELD_ANSWER_RETRY) => {
-                reconcile::write_held_answers(&ctx).await;
-                continue;
-            }
+            () = tokio::time::sleep(HELD_ANSWER_RETRY) => continue,
         }
         info!("leading: starting the controller");
         let mut lost = leader.clone();

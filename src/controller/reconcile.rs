@@ -350,31 +350,33 @@ async fn deliver(
 
 /// Writes the answers this process holds outside any reconcile: while another replica leads
 /// (the lease decides who calls DLI, not who may record an answer it got) and on the way
-/// out. Each lands only on this process's own open claim, as in [`deliver`].
+/// out. Each lands only on this process's own open claim, as in [`deliver`]; all are tried
+/// at once, so the pass takes no longer than one answer's tries.
 pub async fn write_held_answers(ctx: &Context) {
-    for held in ctx.held.all() {
+    futures::future::join_all(ctx.held.all().into_iter().map(|held| {
         let span = info_span!(
             "held_answer",
             namespace = held.namespace.as_str(),
             name = held.name.as_str(),
             generation = held.generation,
         );
-        async {
-            let api: Api<JobStopRequest> = Api::namespaced(ctx.client.clone(), &held.namespace);
-            let written = match api.get_status(&held.name).await {
-                Ok(stored) => deliver(&stored, ctx, held.clone()).await.map(|_| ()),
-                Err(kube::Error::Api(status)) if status.code == 404 => {
-                    ctx.held.release(&held);
-                    Ok(())
-                }
-                Err(source) => Err(Error::StatusRead(source)),
-            };
-            if let Err(error) = written {
-                warn!(%error, "the stop call's answer is still to be written; trying again later");
-            }
+        write_held_answer(ctx, held).instrument(span)
+    }))
+    .await;
+}
+
+async fn write_held_answer(ctx: &Context, held: HeldAnswer) {
+    let api: Api<JobStopRequest> = Api::namespaced(ctx.client.clone(), &held.namespace);
+    let written = match api.get_status(&held.name).await {
+        Ok(stored) => deliver(&stored, ctx, held).await.map(|_| ()),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            ctx.held.release(&held);
+            Ok(())
         }
-        .instrument(span)
-        .await;
+        Err(source) => Err(Error::StatusRead(source)),
+    };
+    if let Err(error) = written {
+        warn!(%error, "the stop call's answer is still to be written; trying again later");
     }
 }
 
@@ -396,7 +398,7 @@ fn after_recording(ctx: &Context, held: &HeldAnswer, written: &JobStopRequest) -
     }
 }
 
-/// Step 4: an unanswered claim. Never resend; ask DLI for the jobs' states instead, for at
+/// Step 5: an unanswered claim. Never resend; ask DLI for the jobs' states instead, for at
 /// most the resolve timeout.
 async fn resolve(
     request: &Arc<JobStopRequest>,
@@ -475,7 +477,7 @@ async fn adopt(
     }
 }
 
-/// Step 5 and TTL: the call for this generation is done.
+/// Step 6 and TTL: the call for this generation is done.
 async fn after_call(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
@@ -488,7 +490,7 @@ async fn after_call(
     expire(request, ctx, &status).await
 }
 
-/// Step 5: poll job detail for the jobs not yet settled, until stopped or timed out.
+/// Step 6: poll job detail for the jobs not yet settled, until stopped or timed out.
 async fn confirm(
     request: &Arc<JobStopRequest>,
     ctx: &Context,

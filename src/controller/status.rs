@@ -273,7 +273,7 @@ fn start_generation(status: &mut JobStopRequestStatus, spec: &JobStopRequestSpec
     status.summary = Some(summarize(&status.results, true, false));
 }
 
-/// Step 1: the write-ahead claim of `generation`, made before every try.
+/// Step 2: the write-ahead claim of `generation`, made before every try.
 pub fn claim(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -347,7 +347,7 @@ fn retry_reason(previous: &str) -> &'static str {
     }
 }
 
-/// Step 2, delivered: per-job results recorded, the call for this generation is done.
+/// Step 3, delivered: per-job results recorded, the call for this generation is done.
 pub fn delivered(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -390,7 +390,7 @@ pub fn delivered(
     status
 }
 
-/// Step 2, rejected: DLI refused the request with an error body. Final, no retry.
+/// Step 3, rejected: DLI refused the request with an error body. Final, no retry.
 pub fn rejected(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -455,7 +455,7 @@ pub enum NotDeliveredReason {
     ClaimDelayed,
 }
 
-/// Step 3, not delivered: the claim stays, the next try is safe and scheduled.
+/// Step 4, not delivered: the claim stays, the next try is safe and scheduled.
 pub fn not_delivered(
     old: &JobStopRequestStatus,
     generation: i64,
@@ -492,7 +492,7 @@ pub fn not_delivered(
     status
 }
 
-/// Step 4, ambiguous: the call may have reached DLI. Never resent; resolved read-only.
+/// Step 5, ambiguous: the call may have reached DLI. Never resent; resolved read-only.
 pub fn ambiguous(
     old: &JobStopRequestStatus,
     generation: i64,
@@ -527,8 +527,9 @@ pub struct JobObservation {
     pub savepoint_path: Option<String>,
 }
 
-/// Step 4: an unanswered claim resolved through job detail. Jobs found stopping or stopped
-/// count as delivered; if any is not, the outcome is unknown and a human decides.
+/// Step 5: an unanswered claim resolved through job detail. Jobs found stopping, stopped or
+/// failed to stop count as delivered; if any is not, the outcome is unknown and a human
+/// decides.
 pub fn resolved(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
@@ -603,7 +604,7 @@ pub fn resolved(
     status
 }
 
-/// Step 5: merge job-detail observations into the results and settle the phase.
+/// Step 6: merge job-detail observations into the results and settle the phase.
 /// `timed_out` ends confirmation: jobs still not stopped count as failed.
 pub fn confirmed(
     old: &JobStopRequestStatus,

@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::error::HarnessError;
-use super::invariants::{self, Observed, StandInJob, Violation};
+use super::invariants::{self, LostAnswers, Observed, StandInJob, Violation};
 use super::process::{OperatorProcess, free_port};
 use super::relay::Relay;
 use super::rng::SeededRng;
@@ -75,7 +75,7 @@ pub struct ChaosReport {
     /// and the call, the price of never resending.
     pub unknown_without_call: usize,
     /// DLI answers an operator logged as received whose status never recorded them.
-    pub answers_lost: Vec<(String, i64)>,
+    pub answers_lost: LostAnswers,
     pub elapsed_seconds: f64,
     pub violations: Vec<Violation>,
     pub logs: Vec<PathBuf>,
@@ -673,19 +673,21 @@ pub fn render(report: &ChaosReport) -> String {
         phases.join(", "),
         report.unknown_without_call
     ));
-    let lost: Vec<String> = report
-        .answers_lost
-        .iter()
-        .map(|(name, generation)| format!("{name}/{generation}"))
-        .collect();
-    out.push_str(&format!(
-        "answers received from DLI but never recorded: {}{}\n",
-        lost.len(),
-        if lost.is_empty() {
-            String::new()
+    let list = |lost: &[(String, i64)]| -> String {
+        let names: Vec<String> = lost
+            .iter()
+            .map(|(name, generation)| format!("{name}/{generation}"))
+            .collect();
+        if names.is_empty() {
+            "0".to_string()
         } else {
-            format!(" ({})", lost.join(", "))
+            format!("{} ({})", names.len(), names.join(", "))
         }
+    };
+    out.push_str(&format!(
+        "answers received from DLI but never recorded: {} by a process that lived on, {} with their process killed\n",
+        list(&report.answers_lost.by_a_live_process),
+        list(&report.answers_lost.with_their_process)
     ));
     if report.violations.is_empty() {
         out.push_str("invariants: all hold\n");

@@ -124,24 +124,25 @@ pub fn check(
     violations
 }
 
-/// What every operator process logs first; a replica's log holds its processes one after
-/// another, each killed one followed by its successor.
-const PROCESS_START: &str = "starting dli-stop-operator";
-
 /// DLI's answers an operator process logged as received ("DLI accepted the stop call", "DLI
-/// rejected the stop call") whose generation's status does not record an answer: lost between
-/// DLI and the status. `(request, generation)`, for generations no later one replaced.
-///
-/// Only the processes that lived to the end of the run count: an answer is held in memory, so
-/// a SIGKILL before it was written takes it along (resolution then decides the outcome), and
-/// that is no broken promise.
-pub fn answers_lost(requests: &[Observed], logs: &[(String, String)]) -> Vec<(String, i64)> {
-    let mut lost = Vec::new();
+/// rejected the stop call") whose generation's status records no answer, as
+/// `(request, generation)`, for generations no later one replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LostAnswers {
+    /// The process that received it was killed later (a later start in its replica's log):
+    /// what it held in memory died with it.
+    pub with_their_process: Vec<(String, i64)>,
+    /// Its process lived on: the promise to write held answers was broken.
+    pub by_a_live_process: Vec<(String, i64)>,
+}
+
+/// Finds the answers lost between DLI and the status; `logs` are the replicas' logs, each
+/// appended to by the processes that replica ran, one after another.
+pub fn answers_lost(requests: &[Observed], logs: &[(String, String)]) -> LostAnswers {
+    let mut lost = LostAnswers::default();
     for (_, text) in logs {
-        let last_process = text
-            .rfind(PROCESS_START)
-            .map_or(text.as_str(), |start| &text[start..]);
-        for line in last_process.lines() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
             if !(line.contains("DLI accepted the stop call")
                 || line.contains("DLI rejected the stop call"))
             {
@@ -161,8 +162,19 @@ pub fn answers_lost(requests: &[Observed], logs: &[(String, String)]) -> Vec<(St
             let submission = request.status.as_ref().and_then(|s| s.submission.as_ref());
             let recorded = submission
                 .is_none_or(|s| s.generation != generation || s.state == SubmissionState::Answered);
-            if !recorded && !lost.contains(&(name.clone(), generation)) {
-                lost.push((name, generation));
+            if recorded {
+                continue;
+            }
+            let killed = lines[index + 1..]
+                .iter()
+                .any(|later| later.contains("starting dli-stop-operator"));
+            let list = if killed {
+                &mut lost.with_their_process
+            } else {
+                &mut lost.by_a_live_process
+            };
+            if !list.contains(&(name.clone(), generation)) {
+                list.push((name, generation));
             }
         }
     }
@@ -479,14 +491,14 @@ mod tests {
             )
         };
         let logs = [("op.log".to_string(), line("a") + &line("b"))];
-        assert_eq!(
-            answers_lost(&[answered.clone(), resolved.clone()], &logs),
-            vec![("b".to_string(), 1)]
-        );
-        // Received by a process killed before it could write it: the successor cannot know.
-        let start = "2026-01-01T00:00:01Z  INFO dli_stop_operator::run: starting dli-stop-operator identity=x\n";
-        let killed = [("op.log".to_string(), format!("{start}{}{start}", line("b")))];
-        assert_eq!(answers_lost(&[answered, resolved], &killed), vec![]);
+        let lost = answers_lost(&[answered.clone(), resolved.clone()], &logs);
+        assert_eq!(lost.by_a_live_process, vec![("b".to_string(), 1)]);
+        assert!(lost.with_their_process.is_empty());
+
+        let killed = line("b") + "INFO dli_stop_operator::run: starting dli-stop-operator\n";
+        let lost = answers_lost(&[answered, resolved], &[("op.log".to_string(), killed)]);
+        assert_eq!(lost.with_their_process, vec![("b".to_string(), 1)]);
+        assert!(lost.by_a_live_process.is_empty());
     }
 
     #[test]
