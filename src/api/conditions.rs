@@ -11,6 +11,29 @@ pub const STALLED: &str = "Stalled";
 pub const SUBMITTED: &str = "Submitted";
 pub const FINISHED: &str = "Finished";
 
+/// Condition reasons, CamelCase as Kubernetes expects; the README's resource reference lists
+/// what each one means.
+pub mod reason {
+    pub const CONNECTION_INVALID: &str = "ConnectionInvalid";
+    pub const DEFAULT_CONNECTION_NOT_ALLOWED: &str = "DefaultConnectionNotAllowed";
+    pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
+    pub const JOBS_NOT_ALLOWED: &str = "JobsNotAllowed";
+    pub const SUBMITTING: &str = "Submitting";
+    pub const STOP_DELIVERED: &str = "StopDelivered";
+    pub const CONFIRMING: &str = "Confirming";
+    pub const JOBS_STOPPED: &str = "JobsStopped";
+    pub const JOBS_FAILED: &str = "JobsFailed";
+    pub const DLI_REJECTED: &str = "DliRejected";
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const THROTTLED: &str = "Throttled";
+    pub const DLI_UNAVAILABLE: &str = "DliUnavailable";
+    pub const RESOLVING_OUTCOME: &str = "ResolvingOutcome";
+    pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
+    pub const CONFIRM_TIMEOUT: &str = "ConfirmTimeout";
+    pub const CLAIM_DELAYED: &str = "ClaimDelayed";
+    pub const STOP_NEVER_SENT: &str = "StopNeverSent";
+}
+
 /// One condition as the controller wants it, before timestamps are settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredCondition {

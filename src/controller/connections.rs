@@ -11,9 +11,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
 use super::job_scope::JobScope;
-use super::status::reason;
 use super::tenancy::{self, Tenancy};
 use crate::api::JobStopRequest;
+use crate::api::conditions::reason;
 use crate::connection::Connection;
 use crate::dli::{ClientBuildError, ClientOptions, DliClient};
 use crate::egress::{self, EndpointPolicy};

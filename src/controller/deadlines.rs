@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::status::{Verdict, apply_verdict, reason, summarize};
+use super::status::{Verdict, apply_verdict, summarize};
+use crate::api::conditions::reason;
 use crate::api::conditions::{self, READY};
 use crate::api::{JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, SubmissionState};
 

@@ -16,7 +16,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use tokio::task::AbortHandle;
 use tracing::{Instrument, warn};
 
-use super::status::reason;
+use crate::api::conditions::reason;
 use crate::api::conditions::{self, READY};
 use crate::api::{JobStopRequestStatus, Phase};
 

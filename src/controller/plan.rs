@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::conditions::{self, READY};
-use crate::api::{JobStopRequestStatus, Submission, SubmissionState};
+use crate::api::{JobStopRequestSpec, JobStopRequestStatus, Phase, Submission, SubmissionState};
 
 /// The next step for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,6 +217,69 @@ pub fn retry_backoff(
 /// `min` and a minute, so fast stops are seen quickly and slow ones are not polled hard.
 pub fn confirm_poll_delay(since_answer: Duration, min: Duration) -> Duration {
     (since_answer / 3).clamp(min, Duration::from_secs(60).max(min))
+}
+
+/// When to look at a request again after its status was written, `None` for "only when it
+/// changes": a confirmation poll while `Confirming` (never past the confirmation timeout), the
+/// TTL deletion of a finished request, nothing otherwise.
+pub fn follow_up(
+    spec: &JobStopRequestSpec,
+    status: &JobStopRequestStatus,
+    now: Timestamp,
+    confirm_poll_interval: Duration,
+) -> Option<Duration> {
+    match status.phase {
+        Some(Phase::Confirming) => {
+            let timeout = confirm_timeout(spec);
+            let since_answer = answered_for(status, now);
+            let delay = confirm_poll_delay(since_answer, confirm_poll_interval);
+            Some(
+                delay
+                    .min(timeout.saturating_sub(since_answer))
+                    .max(Duration::from_secs(1)),
+            )
+        }
+        Some(phase) if phase.is_final() => ttl_remaining(spec, status, now),
+        _ => None,
+    }
+}
+
+/// Whether confirmation has gone on for its whole timeout since DLI answered: the jobs still
+/// not stopped then count as failed.
+pub fn confirmation_timed_out(
+    spec: &JobStopRequestSpec,
+    status: &JobStopRequestStatus,
+    now: Timestamp,
+) -> bool {
+    answered_for(status, now) >= confirm_timeout(spec)
+}
+
+fn confirm_timeout(spec: &JobStopRequestSpec) -> Duration {
+    Duration::from_secs(u64::try_from(spec.confirm().timeout_seconds).unwrap_or(0))
+}
+
+/// How long until a finished request is deleted; `None` without a TTL or a finish time.
+pub fn ttl_remaining(
+    spec: &JobStopRequestSpec,
+    status: &JobStopRequestStatus,
+    now: Timestamp,
+) -> Option<Duration> {
+    let ttl = Duration::from_secs(u64::try_from(spec.ttl_seconds_after_finished?).unwrap_or(0));
+    let finished = status.finished_at.as_ref()?;
+    Some(ttl.saturating_sub(since(Some(finished), now)))
+}
+
+/// How long ago DLI answered the call (or, lacking that record, it was last tried or
+/// claimed); zero without a submission.
+fn answered_for(status: &JobStopRequestStatus, now: Timestamp) -> Duration {
+    let submission = status.submission.as_ref();
+    let answered = submission.and_then(|s| {
+        s.submitted_at
+            .as_ref()
+            .or(s.last_attempt_at.as_ref())
+            .or(s.claimed_at.as_ref())
+    });
+    answered.map_or(Duration::ZERO, |at| since(Some(at), now))
 }
 
 #[cfg(test)]
@@ -477,5 +540,82 @@ mod tests {
             confirm_poll_delay(Duration::from_secs(3600), min),
             Duration::from_secs(60)
         );
+    }
+
+    fn with_phase(
+        phase: Phase,
+        answered_at: i64,
+        finished_at: Option<i64>,
+    ) -> JobStopRequestStatus {
+        let mut status = with_submission(1, SubmissionState::Answered, "a", answered_at);
+        if let Some(submission) = status.submission.as_mut() {
+            submission.submitted_at = Some(Time(at(answered_at)));
+        }
+        status.phase = Some(phase);
+        status.finished_at = finished_at.map(|second| Time(at(second)));
+        status
+    }
+
+    fn spec(confirm_timeout: i64, ttl: Option<i64>) -> JobStopRequestSpec {
+        serde_json::from_value(serde_json::json!({
+            "jobIds": [1],
+            "confirm": {"timeoutSeconds": confirm_timeout},
+            "ttlSecondsAfterFinished": ttl,
+        }))
+        .expect("valid spec")
+    }
+
+    #[test]
+    fn what_follows_a_written_status() {
+        let poll = Duration::from_secs(2);
+        let secs = Duration::from_secs;
+        let cases = [
+            // (phase, answered at, finished at, confirm timeout, ttl, now, expected)
+            (Phase::Confirming, 0, None, 600, None, 3, Some(secs(2))),
+            (Phase::Confirming, 0, None, 600, None, 90, Some(secs(30))),
+            (Phase::Confirming, 0, None, 600, None, 900, Some(secs(1))),
+            (Phase::Confirming, 0, None, 100, None, 90, Some(secs(10))),
+            (
+                Phase::Succeeded,
+                0,
+                Some(10),
+                600,
+                Some(60),
+                40,
+                Some(secs(30)),
+            ),
+            (
+                Phase::Failed,
+                0,
+                Some(10),
+                600,
+                Some(60),
+                100,
+                Some(Duration::ZERO),
+            ),
+            (Phase::Unknown, 0, Some(10), 600, None, 100, None),
+            (Phase::Submitting, 0, None, 600, Some(60), 100, None),
+        ];
+        for (phase, answered_at, finished_at, timeout, ttl, now, expected) in cases {
+            let status = with_phase(phase, answered_at, finished_at);
+            assert_eq!(
+                follow_up(&spec(timeout, ttl), &status, at(now), poll),
+                expected,
+                "{phase:?} answered at {answered_at}, now {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn confirmation_times_out_when_its_timeout_has_passed_since_the_answer() {
+        let status = with_phase(Phase::Confirming, 10, None);
+        assert!(!confirmation_timed_out(&spec(100, None), &status, at(109)));
+        assert!(confirmation_timed_out(&spec(100, None), &status, at(110)));
+    }
+
+    #[test]
+    fn a_finished_request_without_its_finish_time_is_not_deleted() {
+        let status = with_phase(Phase::Succeeded, 0, None);
+        assert_eq!(ttl_remaining(&spec(600, Some(0)), &status, at(100)), None);
     }
 }

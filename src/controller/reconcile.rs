@@ -25,6 +25,7 @@ use super::events;
 use super::held_answers::HeldAnswer;
 use super::plan::{self, Situation, Step};
 use super::status::{self as transition, JobObservation, JobVerdict, NotDeliveredReason};
+use crate::api::conditions::reason;
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase};
 use crate::dli::{DliClient, DliError};
 use crate::metrics::ReconcileResult;
@@ -498,8 +499,7 @@ async fn confirm(
     status: &JobStopRequestStatus,
 ) -> Result<Action, Error> {
     let confirm = request.spec.confirm();
-    let timeout = Duration::from_secs(u64::try_from(confirm.timeout_seconds).unwrap_or(0));
-    let timed_out = answered_for(status) >= timeout;
+    let timed_out = plan::confirmation_timed_out(&request.spec, status, Timestamp::now());
     let pending: Vec<i64> = status
         .results
         .iter()
@@ -535,27 +535,18 @@ async fn confirm(
 
 /// What to do after a status was written: poll again, wait for the TTL, or wait for a change.
 fn follow_up(ctx: &Context, request: &JobStopRequest) -> Action {
-    let Some(status) = request.status.as_ref() else {
-        return Action::await_change();
-    };
-    match status.phase {
-        Some(Phase::Confirming) => {
-            let timeout = Duration::from_secs(
-                u64::try_from(request.spec.confirm().timeout_seconds).unwrap_or(0),
-            );
-            let since_answer = answered_for(status);
-            let delay = plan::confirm_poll_delay(since_answer, ctx.settings.confirm_poll_interval);
-            Action::requeue(
-                delay
-                    .min(timeout.saturating_sub(since_answer))
-                    .max(Duration::from_secs(1)),
+    request
+        .status
+        .as_ref()
+        .and_then(|status| {
+            plan::follow_up(
+                &request.spec,
+                status,
+                Timestamp::now(),
+                ctx.settings.confirm_poll_interval,
             )
-        }
-        Some(phase) if phase.is_final() => {
-            ttl_remaining(request, status).map_or_else(Action::await_change, Action::requeue)
-        }
-        _ => Action::await_change(),
-    }
+        })
+        .map_or_else(Action::await_change, Action::requeue)
 }
 
 /// Deletes a finished request whose `ttlSecondsAfterFinished` has passed.
@@ -567,7 +558,7 @@ async fn expire(
     if !status.phase.is_some_and(Phase::is_final) {
         return Ok(Action::await_change());
     }
-    match ttl_remaining(request, status) {
+    match plan::ttl_remaining(&request.spec, status, Timestamp::now()) {
         None => Ok(Action::await_change()),
         Some(remaining) if !remaining.is_zero() => Ok(Action::requeue(remaining)),
         Some(_) => {
@@ -600,27 +591,6 @@ async fn expire(
     }
 }
 
-fn ttl_remaining(request: &JobStopRequest, status: &JobStopRequestStatus) -> Option<Duration> {
-    let ttl =
-        Duration::from_secs(u64::try_from(request.spec.ttl_seconds_after_finished?).unwrap_or(0));
-    let finished = status.finished_at.as_ref()?;
-    let elapsed =
-        Duration::try_from(Timestamp::now().duration_since(finished.0)).unwrap_or(Duration::ZERO);
-    Some(ttl.saturating_sub(elapsed))
-}
-
-fn answered_for(status: &JobStopRequestStatus) -> Duration {
-    let since = status.submission.as_ref().and_then(|s| {
-        s.submitted_at
-            .as_ref()
-            .or(s.last_attempt_at.as_ref())
-            .or(s.claimed_at.as_ref())
-    });
-    since.map_or(Duration::ZERO, |t| {
-        Duration::try_from(Timestamp::now().duration_since(t.0)).unwrap_or(Duration::ZERO)
-    })
-}
-
 /// The request's connection, or `None` after recording why there is none.
 async fn connection_or_pending(
     request: &Arc<JobStopRequest>,
@@ -629,9 +599,7 @@ async fn connection_or_pending(
 ) -> Result<Option<RequestConnection>, Error> {
     let (reason, message) = match ctx.connections.for_request(request).await {
         Ok(connection) => return Ok(Some(connection)),
-        Err(ConnectionProblem::Invalid(message)) => {
-            (transition::reason::CONNECTION_INVALID, message)
-        }
+        Err(ConnectionProblem::Invalid(message)) => (reason::CONNECTION_INVALID, message),
         Err(ConnectionProblem::NotAllowed { reason, message }) => (reason, message),
         Err(problem) => return Err(Error::Connection(problem)),
     };
@@ -782,7 +750,6 @@ mod tests {
     use crate::api::SubmissionState;
     use crate::api::conditions::{self, READY};
     use crate::controller::played_api_server::{Failure, Op, PlayedApiServer};
-    use crate::controller::status::reason;
     use crate::controller::tenancy::DefaultConnectionNamespaces;
     use crate::controller::{DefaultConnection, Settings, Tenancy};
     use crate::dli::ClientOptions;

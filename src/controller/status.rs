@@ -6,7 +6,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::conditions::{
-    self, DesiredCondition, FINISHED, READY, RECONCILING, STALLED, SUBMITTED,
+    self, DesiredCondition, FINISHED, READY, RECONCILING, STALLED, SUBMITTED, reason,
 };
 use crate::api::{
     JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, RequestError, ResponseElement,
@@ -15,28 +15,6 @@ use crate::api::{
 use crate::dli::{
     AnswerElement, JobStateClass, JobStatus, StopAnswer, job_state_class, map_answer,
 };
-
-/// Condition reasons, CamelCase as Kubernetes expects.
-pub mod reason {
-    pub const CONNECTION_INVALID: &str = "ConnectionInvalid";
-    pub const DEFAULT_CONNECTION_NOT_ALLOWED: &str = "DefaultConnectionNotAllowed";
-    pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
-    pub const JOBS_NOT_ALLOWED: &str = "JobsNotAllowed";
-    pub const SUBMITTING: &str = "Submitting";
-    pub const STOP_DELIVERED: &str = "StopDelivered";
-    pub const CONFIRMING: &str = "Confirming";
-    pub const JOBS_STOPPED: &str = "JobsStopped";
-    pub const JOBS_FAILED: &str = "JobsFailed";
-    pub const DLI_REJECTED: &str = "DliRejected";
-    pub const UNAUTHORIZED: &str = "Unauthorized";
-    pub const THROTTLED: &str = "Throttled";
-    pub const DLI_UNAVAILABLE: &str = "DliUnavailable";
-    pub const RESOLVING_OUTCOME: &str = "ResolvingOutcome";
-    pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
-    pub const CONFIRM_TIMEOUT: &str = "ConfirmTimeout";
-    pub const CLAIM_DELAYED: &str = "ClaimDelayed";
-    pub const STOP_NEVER_SENT: &str = "StopNeverSent";
-}
 
 /// What one job's record says about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,9 +6,10 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::api::conditions::reason;
 use crate::api::conditions::{self, READY};
 use crate::api::{JobStopRequestStatus, Phase, SubmissionState};
-use crate::controller::status::{classify_job_state, reason};
+use crate::controller::status::classify_job_state;
 use crate::dli::JobStateClass;
 
 /// One request as the API server has it at the end of a run.
