@@ -438,10 +438,7 @@ async fn resolve(
     if next.phase == Some(Phase::Unknown) {
         warn!("the outcome of the stop call is unknown; it will not be sent again");
     }
-    match write_status(ctx, request, next).await? {
-        Some(written) => Ok(follow_up(ctx, &written)),
-        None => Ok(Action::requeue(Duration::from_secs(1))),
-    }
+    record(ctx, request, next).await
 }
 
 /// The delivery deadline passed with no try reaching DLI: the generation ends, never sent.
@@ -453,10 +450,7 @@ async fn give_up(
     warn!("no try reached DLI before the delivery deadline; the stop was never sent");
     let old = request.status.clone().unwrap_or_default();
     let next = deadlines::never_sent(&old, &request.spec, generation, &now());
-    match write_status(ctx, request, next).await? {
-        Some(written) => Ok(follow_up(ctx, &written)),
-        None => Ok(Action::requeue(Duration::from_secs(1))),
-    }
+    record(ctx, request, next).await
 }
 
 /// A generation that sends nothing new keeps the outcome of the call already made.
@@ -472,10 +466,7 @@ async fn adopt(
         "this generation changes nothing sent to DLI; keeping the outcome of the call made"
     );
     let next = adoption::adopted(&old, generation, call_generation);
-    match write_status(ctx, request, next).await? {
-        Some(written) => Ok(follow_up(ctx, &written)),
-        None => Ok(Action::requeue(Duration::from_secs(1))),
-    }
+    record(ctx, request, next).await
 }
 
 /// Step 6 and TTL: the call for this generation is done.
@@ -527,10 +518,7 @@ async fn confirm(
         timed_out,
         &now(),
     );
-    match write_status(ctx, request, next).await? {
-        Some(written) => Ok(follow_up(ctx, &written)),
-        None => Ok(Action::requeue(Duration::from_secs(1))),
-    }
+    record(ctx, request, next).await
 }
 
 /// What to do after a status was written: poll again, wait for the TTL, or wait for a change.
@@ -638,10 +626,7 @@ async fn refuse_jobs_outside_scope(
     let old = request.status.clone().unwrap_or_default();
     let next =
         transition::jobs_not_allowed(&old, &request.spec, generation, outside, &message, &now());
-    match write_status(ctx, request, next).await? {
-        Some(written) => Ok(follow_up(ctx, &written)),
-        None => Ok(Action::requeue(Duration::from_secs(1))),
-    }
+    record(ctx, request, next).await
 }
 
 /// Job detail for each id; a job DLI no longer knows is an observation without a status, and
@@ -699,6 +684,19 @@ async fn write_status(
         }
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
         Err(source) => Err(Error::StatusWrite(source)),
+    }
+}
+
+/// Writes `next` and says what follows it; a write that lost a race with another writer is
+/// decided again on the newer version.
+async fn record(
+    ctx: &Context,
+    request: &JobStopRequest,
+    next: JobStopRequestStatus,
+) -> Result<Action, Error> {
+    match write_status(ctx, request, next).await? {
+        Some(written) => Ok(follow_up(ctx, &written)),
+        None => Ok(Action::requeue(Duration::from_secs(1))),
     }
 }
 
