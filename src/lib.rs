@@ -12,6 +12,7 @@ pub mod harness;
 pub mod leader;
 pub mod metrics;
 pub mod run;
+pub mod selection;
 pub mod server;
 pub mod sim;
 pub mod telemetry;

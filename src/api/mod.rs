@@ -6,11 +6,11 @@ mod spec;
 mod status;
 
 pub use spec::{
-    ConfirmSpec, ConnectionRef, DEFAULT_CONFIRM_TIMEOUT_SECONDS, JobStopRequest,
-    JobStopRequestSpec, MAX_JOB_IDS,
+    ConfirmSpec, ConnectionRef, DEFAULT_CONFIRM_TIMEOUT_SECONDS, JobSelector, JobStopRequest,
+    JobStopRequestSpec, MAX_JOB_IDS, MAX_SELECTOR_NAMES,
 };
 pub use status::{
-    JobResult, JobStopRequestStatus, Phase, RequestError, ResponseElement, Submission,
+    JobResult, JobStopRequestStatus, Phase, RequestError, ResponseElement, SkippedJob, Submission,
     SubmissionState, Summary,
 };
 

@@ -24,10 +24,12 @@ use super::error::Error;
 use super::events;
 use super::held_answers::HeldAnswer;
 use super::plan::{self, Situation, Step};
-use super::status::{self as transition, JobObservation, JobVerdict, NotDeliveredReason};
+use super::selected;
+use super::status::{self as transition, CallJob, JobObservation, JobVerdict, NotDeliveredReason};
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase};
 use crate::dli::{DliClient, DliError};
 use crate::metrics::ReconcileResult;
+use crate::selection::{self, Selection};
 
 /// How many job-detail calls one request makes at once.
 const DETAIL_CONCURRENCY: usize = 8;
@@ -110,18 +112,60 @@ async fn submit(
     let Some(connection) = connection_or_pending(request, ctx, generation).await? else {
         return Ok(Action::requeue(ctx.settings.connection_retry));
     };
-    let outside = connection.scope.outside(&request.spec.job_ids);
-    if !outside.is_empty() {
-        return refuse_jobs_outside_scope(request, ctx, generation, &outside).await;
-    }
     let dli = connection.dli;
+    let old = request.status.clone().unwrap_or_default();
+    // A selector is resolved once per generation, before its claim records the ids; every
+    // later try of the generation sends what the claim recorded.
+    let selection = match &request.spec.job_selector {
+        Some(selector) if !transition::selection_recorded(&old, generation) => {
+            let selection = selection::resolve(&dli, selector)
+                .await
+                .map_err(Error::JobList)?;
+            info!(
+                selected = selection.stop.len(),
+                skipped = selection.skipped.len(),
+                unmatched_names = selection.unmatched_names.len(),
+                "spec.jobSelector resolved"
+            );
+            if let Some(verdict) = selected::forced_verdict(&selection) {
+                return end_by_selection(request, ctx, generation, &selection, verdict).await;
+            }
+            Some(selection)
+        }
+        _ => None,
+    };
+    let jobs = match &selection {
+        Some(selection) => selection
+            .stop
+            .iter()
+            .map(|target| CallJob {
+                job_id: target.job_id,
+                name: Some(target.name.clone()),
+            })
+            .collect(),
+        None => transition::call_jobs(&old, &request.spec),
+    };
+    let job_ids = transition::call_job_ids(&jobs);
+    let outside = connection.scope.outside(&job_ids);
+    if !outside.is_empty() {
+        return refuse_jobs_outside_scope(request, ctx, generation, &jobs, &outside).await;
+    }
     let credential = match dli.credential().await {
         Ok(credential) => credential,
         Err(error) => return record_unsent_try(request, ctx, generation, &error).await,
     };
-    let old = request.status.clone().unwrap_or_default();
     let claim_started = Instant::now();
-    let claimed_status = transition::claim(&old, &request.spec, generation, &ctx.holder, &now());
+    let claimed_status = match &selection {
+        Some(selection) => transition::claim_selection(
+            &old,
+            &request.spec,
+            selection,
+            generation,
+            &ctx.holder,
+            &now(),
+        ),
+        None => transition::claim(&old, &request.spec, generation, &ctx.holder, &now()),
+    };
     let attempt = claimed_status.submission.as_ref().map_or(1, |s| s.attempts);
     let claimed = match write_status(ctx, request, claimed_status.clone()).await {
         Ok(Some(claimed)) => claimed,
@@ -152,10 +196,17 @@ async fn submit(
     let outcome = if ctx.settings.try_bounds.may_send(claim_age) {
         info!(
             attempts = attempt,
-            jobs = request.spec.job_ids.len(),
+            jobs = job_ids.len(),
             "generation claimed; calling DLI batch stop"
         );
-        dli_calls::batch_stop(&dli, &ctx.metrics, &credential, &request.spec).await
+        dli_calls::batch_stop(
+            &dli,
+            &ctx.metrics,
+            &credential,
+            &job_ids,
+            request.spec.trigger_savepoint,
+        )
+        .await
     } else {
         // Another process may already count this claim's time as spent.
         warn!(
@@ -405,11 +456,14 @@ async fn resolve(
     ctx: &Context,
     generation: i64,
 ) -> Result<Action, Error> {
+    let old = request.status.clone().unwrap_or_default();
     let observed = match ctx.connections.for_request(request).await {
-        Ok(connection) => observe(&connection.dli, ctx, &request.spec.job_ids).await,
+        Ok(connection) => {
+            let sent = transition::call_jobs(&old, &request.spec);
+            observe(&connection.dli, ctx, &transition::call_job_ids(&sent)).await
+        }
         Err(problem) => Err(Error::Connection(problem)),
     };
-    let old = request.status.clone().unwrap_or_default();
     let next = match observed {
         Ok(observations) => {
             transition::resolved(&old, &request.spec, generation, &observations, &now())
@@ -649,16 +703,37 @@ async fn connection_or_pending(
     Ok(None)
 }
 
+/// Ends a selector's generation without a claim or a call, as its selection decided.
+async fn end_by_selection(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+    selection: &Selection,
+    verdict: transition::Verdict,
+) -> Result<Action, Error> {
+    info!(
+        reason = verdict.reason,
+        "the selection ends the generation without a call"
+    );
+    let old = request.status.clone().unwrap_or_default();
+    let next = selected::ended_by_selection(&old, selection, verdict, generation, &now());
+    match write_status(ctx, request, next).await? {
+        Some(written) => Ok(follow_up(ctx, &written)),
+        None => Ok(Action::requeue(Duration::from_secs(1))),
+    }
+}
+
 /// Ends the generation without a claim or a call: its connection may not stop some of its jobs.
 async fn refuse_jobs_outside_scope(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
     generation: i64,
+    jobs: &[CallJob],
     outside: &[i64],
 ) -> Result<Action, Error> {
     let message = format!(
         "the connection may not stop job(s) {}: they are outside its Secret's allowedJobIds; \
-         nothing was sent. Remove them from spec.jobIds, or have the Secret's owner widen \
+         nothing was sent. Remove them from the request, or have the Secret's owner widen \
          allowedJobIds and change spec.nonce",
         outside
             .iter()
@@ -668,8 +743,7 @@ async fn refuse_jobs_outside_scope(
     );
     warn!(outside = ?outside, "jobs outside the connection's allowedJobIds; refused without a call");
     let old = request.status.clone().unwrap_or_default();
-    let next =
-        transition::jobs_not_allowed(&old, &request.spec, generation, outside, &message, &now());
+    let next = transition::jobs_not_allowed(&old, jobs, generation, outside, &message, &now());
     match write_status(ctx, request, next).await? {
         Some(written) => Ok(follow_up(ctx, &written)),
         None => Ok(Action::requeue(Duration::from_secs(1))),
