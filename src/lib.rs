@@ -11,6 +11,7 @@ pub mod egress;
 pub mod harness;
 pub mod leader;
 pub mod metrics;
+pub mod preview;
 pub mod run;
 pub mod selection;
 pub mod server;
