@@ -241,6 +241,11 @@ impl DliSim {
         self.state().faults.pending(op)
     }
 
+    /// Drops the faults still queued for `op`.
+    pub fn clear_faults(&self, op: Operation) {
+        self.state().faults.clear(op);
+    }
+
     pub fn set_random_faults(&self, random: RandomFaults) {
         self.state().faults.set_random(Some(random));
     }
