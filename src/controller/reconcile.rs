@@ -1001,6 +1001,118 @@ mod tests {
         json!({"jobIds": [7], "confirm": {"enabled": false}})
     }
 
+    /// A selector naming the stand-in's job 7 by its name, confirmation off.
+    fn job_7_by_name() -> serde_json::Value {
+        json!({"jobSelector": {"names": ["dli-sim-job-7"]}, "confirm": {"enabled": false}})
+    }
+
+    /// The claim records the resolved id and name before the call; the call sends it.
+    #[tokio::test]
+    async fn a_selector_is_resolved_into_the_claim_before_the_call() {
+        let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
+        fixture.reconcile_stored().await.expect("reconcile");
+        let writes = fixture.api.status_writes();
+        let claim = writes.first().expect("the claim");
+        assert_eq!(
+            claim.submission.as_ref().map(|s| s.state),
+            Some(SubmissionState::InFlight)
+        );
+        assert_eq!(
+            claim
+                .results
+                .iter()
+                .map(|r| (r.job_id, r.name.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![(7, Some("dli-sim-job-7"))]
+        );
+        assert_eq!(fixture.api.status().phase, Some(Phase::Succeeded));
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+        assert_eq!(fixture.sim.list_calls(), 1);
+    }
+
+    /// A later try of a claimed generation sends the ids its claim recorded, even where the
+    /// selector would now resolve to nothing, and never lists again.
+    #[tokio::test]
+    async fn a_retry_sends_the_recorded_ids_without_resolving_again() {
+        let not_delivered = json!({"phase": "Submitting", "submission": {"generation": 1,
+            "claimedBy": "op-a", "claimedAt": ago(10), "lastAttemptAt": ago(10),
+            "state": "NotDelivered", "attempts": 1},
+            "results": [{"jobId": 7, "name": "orders"}]});
+        let spec = json!({"jobSelector": {"names": ["orders"]}, "confirm": {"enabled": false}});
+        let fixture = Fixture::new(spec, not_delivered).await;
+        fixture.reconcile_stored().await.expect("reconcile");
+        assert_eq!(fixture.sim.list_calls(), 0, "no resolution");
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+        let status = fixture.api.status();
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.results[0].name.as_deref(), Some("orders"));
+    }
+
+    /// An unanswered selector claim is resolved read-only through the recorded ids.
+    #[tokio::test]
+    async fn an_unanswered_selector_claim_is_resolved_through_the_recorded_ids() {
+        let unanswered = json!({"phase": "Submitting", "submission": {"generation": 1,
+            "claimedBy": "op-b", "claimedAt": ago(600), "lastAttemptAt": ago(600),
+            "state": "InFlight", "attempts": 1},
+            "results": [{"jobId": 7, "name": "orders"}]});
+        let spec = json!({"jobSelector": {"names": ["orders"]}, "confirm": {"enabled": false}});
+        let fixture = Fixture::new(spec, unanswered).await;
+        fixture.sim.add_job(7, "job_cancel_success");
+        fixture.reconcile_stored().await.expect("reconcile");
+        let status = fixture.api.status();
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.results[0].name.as_deref(), Some("orders"));
+        assert_eq!(fixture.sim.detail_calls(), 1);
+        assert_eq!(fixture.sim.list_calls(), 0);
+        assert_eq!(fixture.sim.total_stop_calls(), 0);
+    }
+
+    /// A try recorded before anything was resolved (no token then) resolves on the next try.
+    #[tokio::test]
+    async fn a_claim_that_recorded_no_jobs_is_resolved_on_the_next_try() {
+        let unsent = json!({"phase": "Submitting", "submission": {"generation": 1,
+            "claimedBy": "op-a", "claimedAt": ago(10), "lastAttemptAt": ago(10),
+            "state": "NotDelivered", "attempts": 1}});
+        let fixture = Fixture::new(job_7_by_name(), unsent).await;
+        fixture.reconcile_stored().await.expect("reconcile");
+        assert_eq!(fixture.sim.list_calls(), 1);
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+        let status = fixture.api.status();
+        assert_eq!(status.submission.map(|s| s.attempts), Some(2));
+        assert_eq!(status.results[0].job_id, 7);
+    }
+
+    /// Listing fails: nothing is claimed or written, and the next reconcile resolves.
+    #[tokio::test]
+    async fn a_failed_listing_claims_nothing() {
+        let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
+        fixture.sim.inject(
+            Operation::ListJobs,
+            Fault::GatewayRefuses(Refusal::Unavailable),
+        );
+        assert!(matches!(
+            fixture.reconcile_stored().await,
+            Err(Error::JobList(_))
+        ));
+        assert!(fixture.api.status_writes().is_empty());
+        fixture.reconcile_stored().await.expect("reconcile");
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+    }
+
+    /// Nothing the selector names runs: the generation is Ready with no claim and no call.
+    #[tokio::test]
+    async fn a_selector_with_nothing_running_ends_ready_without_a_claim() {
+        let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
+        fixture.sim.add_job(7, "job_cancel_success");
+        fixture.reconcile_stored().await.expect("reconcile");
+        let status = fixture.api.status();
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert!(status.submission.is_none());
+        assert_eq!(status.skipped.len(), 1);
+        assert_eq!(fixture.ready().1, "NothingToStop");
+        assert_eq!(fixture.sim.total_stop_calls(), 0);
+    }
+
     /// The API server stores the claim but its answer is lost: the operator must notice the
     /// claim is its own and make the call, not resolve (and report Unknown for) a call it
     /// never made.
