@@ -32,8 +32,8 @@ pub struct JobStopRequestStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission: Option<Submission>,
 
-    /// One entry per job id, in spec order (for a selector: the ids it resolved to, written
-    /// with the claim before the call).
+    /// One entry per job id, in spec order. For a selector, the jobs it resolved to, written
+    /// with the claim before the call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["jobId".into()]))]
     pub results: Vec<JobResult>,

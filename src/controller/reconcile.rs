@@ -135,14 +135,7 @@ async fn submit(
         _ => None,
     };
     let jobs = match &selection {
-        Some(selection) => selection
-            .stop
-            .iter()
-            .map(|target| CallJob {
-                job_id: target.job_id,
-                name: Some(target.name.clone()),
-            })
-            .collect(),
+        Some(selection) => transition::selected_jobs(selection),
         None => transition::call_jobs(&old, &request.spec),
     };
     let job_ids = transition::call_job_ids(&jobs);

@@ -322,6 +322,18 @@ pub fn selection_recorded(status: &JobStopRequestStatus, generation: i64) -> boo
         && !status.results.is_empty()
 }
 
+/// The jobs `selection` resolved to, as its claim records them.
+pub fn selected_jobs(selection: &Selection) -> Vec<CallJob> {
+    selection
+        .stop
+        .iter()
+        .map(|target| CallJob {
+            job_id: target.job_id,
+            name: Some(target.name.clone()),
+        })
+        .collect()
+}
+
 /// The ids of `jobs`, in order.
 pub fn call_job_ids(jobs: &[CallJob]) -> Vec<i64> {
     jobs.iter().map(|job| job.job_id).collect()
@@ -430,14 +442,9 @@ fn retry_reason(previous: &str) -> &'static str {
 
 /// The jobs `selection` resolved to, as pending results with their names, and what it skipped.
 fn record_selection(status: &mut JobStopRequestStatus, selection: &Selection) {
-    status.results = selection
-        .stop
+    status.results = selected_jobs(selection)
         .iter()
-        .map(|target| JobResult {
-            job_id: target.job_id,
-            name: Some(target.name.clone()),
-            ..JobResult::default()
-        })
+        .map(CallJob::result)
         .collect();
     status.skipped = super::selected::listed_skipped(selection);
     status.unmatched_names = selection.unmatched_names.clone();

@@ -32,9 +32,17 @@ fn condition(request: &JobStopRequest, type_: &str) -> (String, String) {
     (found.status.clone(), found.reason.clone())
 }
 
-/// `dli-stop-operator preview -f MANIFEST --json` with the operator's default connection (the
-/// stand-in's `DLI_*` variables): the ids it would stop, and whether it succeeded.
-async fn preview(env: &Env, manifest: &str) -> (Vec<i64>, bool, serde_json::Value) {
+/// What `preview` said.
+struct Preview {
+    ids: Vec<i64>,
+    ok: bool,
+    report: serde_json::Value,
+    stderr: String,
+}
+
+/// `dli-stop-operator preview -f MANIFEST --json`, with the stand-in's `DLI_*` variables as
+/// the operator's default connection.
+async fn preview(env: &Env, manifest: &str) -> Preview {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("request.yaml");
     std::fs::write(&file, manifest).expect("manifest written");
@@ -59,7 +67,12 @@ async fn preview(env: &Env, manifest: &str) -> (Vec<i64>, bool, serde_json::Valu
         .iter()
         .filter_map(|job| job["jobId"].as_i64())
         .collect();
-    (ids, output.status.success(), report)
+    Preview {
+        ids,
+        ok: output.status.success(),
+        report,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
 
 /// DLI's name filter returns every job whose name contains the text; only the exact name is
@@ -74,9 +87,14 @@ async fn names_match_exactly_although_dli_filters_loosely() {
         .add_named_job(1003, "old-orders", "flink-dev", RUNNING);
     let manifest = selector_request("by-name", "    names: [orders]\n", "");
 
-    let (previewed, ok, _) = preview(&env, &manifest).await;
-    assert!(ok);
-    assert_eq!(previewed, vec![1001]);
+    let previewed = preview(&env, &manifest).await;
+    assert!(previewed.ok, "{}", previewed.stderr);
+    assert_eq!(previewed.ids, vec![1001]);
+    assert!(
+        previewed.stderr.contains("connection: the DLI_* variables"),
+        "{}",
+        previewed.stderr
+    );
     assert_eq!(env.sim.total_stop_calls(), 0, "preview stops nothing");
 
     env.apply(&manifest).await;
@@ -93,7 +111,7 @@ async fn names_match_exactly_although_dli_filters_loosely() {
     );
     assert_eq!(
         stop_calls(&env),
-        vec![previewed],
+        vec![previewed.ids],
         "preview showed what was stopped"
     );
     assert_eq!(env.sim.job_status(1002).as_deref(), Some(RUNNING));
@@ -121,9 +139,9 @@ async fn a_queue_of_several_pages_is_stopped_in_one_call() {
         "    queueName: flink-prod\n",
         "  confirm:\n    enabled: false\n",
     );
-    let (previewed, ok, _) = preview(&env, &manifest).await;
-    assert!(ok);
-    assert_eq!(previewed.len(), 230);
+    let previewed = preview(&env, &manifest).await;
+    assert!(previewed.ok, "{}", previewed.stderr);
+    assert_eq!(previewed.ids.len(), 230);
     let lists_for_preview = env.sim.list_calls();
     assert_eq!(
         lists_for_preview, 3,
@@ -139,7 +157,7 @@ async fn a_queue_of_several_pages_is_stopped_in_one_call() {
         vec![5301, 5302, 5303]
     );
     assert!(status.skipped.iter().all(|s| s.state == STOPPED));
-    assert_eq!(stop_calls(&env), vec![previewed]);
+    assert_eq!(stop_calls(&env), vec![previewed.ids]);
     assert_eq!(env.sim.list_calls() - lists_for_preview, 3);
     env.settle().await;
     assert_eq!(env.sim.total_stop_calls(), 1);
@@ -249,12 +267,16 @@ async fn zero_matches_are_ready_when_nothing_runs_and_failed_when_a_name_does_no
     assert_eq!(status.skipped.len(), 1);
 
     let manifest = selector_request("ghost", "    names: [orders, ghost]\n", "");
-    let (_, ok, report) = preview(&env, &manifest).await;
+    let previewed = preview(&env, &manifest).await;
     assert!(
-        !ok,
-        "preview fails for a name that matches nothing: {report}"
+        !previewed.ok,
+        "preview fails for a name that matches nothing: {}",
+        previewed.report
     );
-    assert_eq!(report["unmatchedNames"], serde_json::json!(["ghost"]));
+    assert_eq!(
+        previewed.report["unmatchedNames"],
+        serde_json::json!(["ghost"])
+    );
     env.apply(&manifest).await;
     let ghost = env.wait_phase("ghost", Phase::Failed).await;
     assert_eq!(
@@ -365,6 +387,26 @@ async fn the_multi_environment_example_stops_the_named_jobs_in_each_environment(
             support::SECRET_KEY
         ))
         .await;
+        let request = objects
+            .iter()
+            .find(|object| object.contains("kind: JobStopRequest"))
+            .expect("the overlay holds the request");
+        // Through the request's connectionRef Secret, read with the kubeconfig.
+        let previewed = preview(&env, request).await;
+        assert!(previewed.ok, "{}", previewed.stderr);
+        assert_eq!(
+            previewed.ids,
+            ids.to_vec(),
+            "{overlay}: {}",
+            previewed.report
+        );
+        assert!(
+            previewed
+                .stderr
+                .contains(&format!("connection: Secret {}/dli", env.namespace)),
+            "{}",
+            previewed.stderr
+        );
         env.apply(&objects.join("\n---\n")).await;
         let done = env.wait_ready("nightly-maintenance").await;
         assert_eq!(
