@@ -64,3 +64,46 @@ pub async fn resolve(dli: &DliClient, selector: &JobSelector) -> Result<Selectio
     }
     Ok(select(selector, &listed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selector(names: &[&str], queue: Option<&str>) -> JobSelector {
+        JobSelector {
+            names: names.iter().map(|n| (*n).to_string()).collect(),
+            queue_name: queue.map(str::to_string),
+        }
+    }
+
+    fn filter(name: Option<&str>, queue: Option<&str>) -> JobFilter {
+        JobFilter {
+            name: name.map(str::to_string),
+            queue_name: queue.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_queue_is_listed_once_with_a_single_name_as_a_hint() {
+        assert_eq!(
+            listings(&selector(&[], Some("q"))),
+            vec![filter(None, Some("q"))]
+        );
+        assert_eq!(
+            listings(&selector(&["a"], Some("q"))),
+            vec![filter(Some("a"), Some("q"))]
+        );
+        assert_eq!(
+            listings(&selector(&["a", "b"], Some("q"))),
+            vec![filter(None, Some("q"))]
+        );
+    }
+
+    #[test]
+    fn names_without_a_queue_are_listed_one_by_one() {
+        assert_eq!(
+            listings(&selector(&["a", "b"], None)),
+            vec![filter(Some("a"), None), filter(Some("b"), None)]
+        );
+    }
+}
