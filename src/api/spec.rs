@@ -119,6 +119,7 @@ pub struct JobStopRequestSpec {
 #[x_kube(validation = Rule::new("has(self.names) || has(self.queueName)").message("jobSelector needs names, queueName or both"))]
 pub struct JobSelector {
     /// Exact DLI job names (1 to 100 distinct names).
+    // The bound is MAX_SELECTOR_NAMES; schemars takes a literal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 57)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
