@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dli_stop_operator::controller::RunArgs;
-use dli_stop_operator::{api, check, run, telemetry};
+use dli_stop_operator::{api, check, preview, run, telemetry};
 
 /// Stops Data Lake Insight (DLI) Flink jobs declared as JobStopRequest resources.
 #[derive(Debug, Parser)]
@@ -20,6 +20,8 @@ enum Command {
     Crd,
     /// Make one signed read-only call to DLI and say what works and what is wrong.
     Check(check::CheckArgs),
+    /// Show which DLI jobs a request's jobSelector resolves to now, stopping nothing.
+    Preview(preview::PreviewArgs),
 }
 
 #[tokio::main]
@@ -48,5 +50,6 @@ async fn main() -> ExitCode {
             }
         },
         Command::Check(args) => check::run(args).await,
+        Command::Preview(args) => preview::run(args).await,
     }
 }

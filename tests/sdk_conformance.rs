@@ -290,6 +290,51 @@ async fn the_sdk_pages_the_job_list_with_limit_and_offset() {
     assert_eq!(sim.list_calls(), 1);
 }
 
+/// The SDK's `name` and `queue_name` filters, paged: the stand-in matches names loosely (any
+/// name containing the text, as DLI does), queues exactly, and counts `total_count` over the
+/// filtered jobs, not the page.
+#[tokio::test]
+async fn the_sdk_pages_a_job_list_filtered_by_name_and_queue() {
+    let sim = sim().await;
+    sim.add_named_job(21, "orders", "flink-prod", "job_running");
+    sim.add_named_job(22, "orders-enrichment", "flink-prod", "job_running");
+    sim.add_named_job(23, "Old-Orders", "flink-prod", "job_cancel_success");
+    sim.add_named_job(24, "orders", "flink-dev", "job_running");
+    sim.add_named_job(25, "clicks", "flink-prod", "job_running");
+
+    let report = sdk(
+        &sim,
+        PERMANENT,
+        &["list-filtered", "2", "1", "orders", "flink-prod"],
+    )
+    .await;
+    assert_read_in_full(&report);
+    let job_list = &report.model["job_list"];
+    assert_eq!(job_list["total_count"], 3, "{report:#?}");
+    assert_eq!(job_ids(&job_list["jobs"]), vec![22, 23], "{report:#?}");
+    assert_eq!(job_list["jobs"][0]["queue_name"], "flink-prod");
+
+    let by_name = sdk(
+        &sim,
+        PERMANENT,
+        &["list-filtered", "100", "0", "orders", ""],
+    )
+    .await;
+    assert_eq!(
+        job_ids(&by_name.model["job_list"]["jobs"]),
+        vec![21, 22, 23, 24],
+        "{by_name:#?}"
+    );
+    let by_queue = sdk(
+        &sim,
+        PERMANENT,
+        &["list-filtered", "100", "0", "", "flink-dev"],
+    )
+    .await;
+    assert_eq!(job_ids(&by_queue.model["job_list"]["jobs"]), vec![24]);
+    assert_eq!(sim.list_calls(), 3);
+}
+
 #[tokio::test]
 async fn the_sdk_reads_null_optional_fields_as_absent() {
     let sim = sim().await;

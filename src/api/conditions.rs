@@ -32,6 +32,10 @@ pub mod reason {
     pub const CONFIRM_TIMEOUT: &str = "ConfirmTimeout";
     pub const CLAIM_DELAYED: &str = "ClaimDelayed";
     pub const STOP_NEVER_SENT: &str = "StopNeverSent";
+    /// A selector's generation that ends without a call.
+    pub const NOTHING_TO_STOP: &str = "NothingToStop";
+    pub const JOBS_NOT_FOUND: &str = "JobsNotFound";
+    pub const TOO_MANY_JOBS: &str = "TooManyJobs";
 }
 
 /// One condition as the controller wants it, before timestamps are settled.

@@ -6,11 +6,11 @@ mod spec;
 mod status;
 
 pub use spec::{
-    ConfirmSpec, ConnectionRef, DEFAULT_CONFIRM_TIMEOUT_SECONDS, JobStopRequest,
-    JobStopRequestSpec, MAX_JOB_IDS,
+    ConfirmSpec, ConnectionRef, DEFAULT_CONFIRM_TIMEOUT_SECONDS, JobSelector, JobStopRequest,
+    JobStopRequestSpec, MAX_JOB_IDS, MAX_SELECTOR_NAMES,
 };
 pub use status::{
-    JobResult, JobStopRequestStatus, Phase, RequestError, ResponseElement, Submission,
+    JobResult, JobStopRequestStatus, Phase, RequestError, ResponseElement, SkippedJob, Submission,
     SubmissionState, Summary,
 };
 
@@ -24,7 +24,7 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
 mod tests {
     use kube::CustomResourceExt;
 
-    use super::{JobStopRequest, MAX_JOB_IDS};
+    use super::{JobStopRequest, MAX_JOB_IDS, MAX_SELECTOR_NAMES};
 
     #[test]
     fn the_schema_caps_job_ids_at_the_documented_maximum() {
@@ -33,6 +33,23 @@ mod tests {
             ["properties"]["jobIds"];
         assert_eq!(job_ids["maxItems"], serde_json::json!(MAX_JOB_IDS));
         assert_eq!(job_ids["x-kubernetes-list-type"], "set");
+    }
+
+    #[test]
+    fn the_schema_caps_selector_names_and_wants_ids_or_a_selector() {
+        let crd = serde_json::to_value(JobStopRequest::crd()).expect("CRD serializes");
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let names = &spec["properties"]["jobSelector"]["properties"]["names"];
+        assert_eq!(names["maxItems"], serde_json::json!(MAX_SELECTOR_NAMES));
+        assert_eq!(names["x-kubernetes-list-type"], "set");
+        assert!(
+            spec.get("required").is_none(),
+            "neither field is required alone"
+        );
+        assert_eq!(
+            spec["x-kubernetes-validations"][0]["rule"],
+            "has(self.jobIds) != has(self.jobSelector)"
+        );
     }
 
     #[test]

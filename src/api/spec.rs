@@ -10,6 +10,8 @@ use super::status::JobStopRequestStatus;
 pub const MAX_JOB_IDS: usize = 500;
 /// Default for `spec.confirm.timeoutSeconds`.
 pub const DEFAULT_CONFIRM_TIMEOUT_SECONDS: i64 = 900;
+/// Most names one selector may list.
+pub const MAX_SELECTOR_NAMES: usize = 100;
 /// Default for `spec.deliveryDeadlineSeconds`.
 pub const DEFAULT_DELIVERY_DEADLINE_SECONDS: i64 = 3600;
 
@@ -41,6 +43,12 @@ pub const DEFAULT_DELIVERY_DEADLINE_SECONDS: i64 = 3600;
         json_path = ".status.summary.failed"
     ),
     printcolumn(
+        name = "Queue",
+        type_ = "string",
+        priority = 1,
+        json_path = ".spec.jobSelector.queueName"
+    ),
+    printcolumn(
         name = "Savepoint",
         type_ = "boolean",
         json_path = ".spec.triggerSavepoint"
@@ -59,11 +67,19 @@ pub const DEFAULT_DELIVERY_DEADLINE_SECONDS: i64 = 3600;
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::api::schema::for_kubernetes)]
+#[x_kube(validation = Rule::new("has(self.jobIds) != has(self.jobSelector)").message("set exactly one of spec.jobIds (DLI job ids) and spec.jobSelector (job names and/or a queue)"))]
 pub struct JobStopRequestSpec {
-    /// DLI Flink job ids to stop (1 to 500 distinct ids, each at least 1).
+    /// DLI Flink job ids to stop (1 to 500 distinct ids, each at least 1). Exactly one of
+    /// `jobIds` and `jobSelector`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(min = 1, max = 500), inner(range(min = 1)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub job_ids: Vec<i64>,
+
+    /// The jobs to stop by name and/or queue, resolved to ids once per generation. Exactly one
+    /// of `jobIds` and `jobSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_selector: Option<JobSelector>,
 
     /// Take a savepoint before stopping each job (DLI `trigger_savepoint`).
     #[serde(default)]
@@ -93,6 +109,26 @@ pub struct JobStopRequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 10, max = 2_592_000))]
     pub delivery_deadline_seconds: Option<i64>,
+}
+
+/// Jobs chosen the way people know them: by exact name, by queue, or both (the named jobs on
+/// that queue). Only jobs a stop applies to are selected (running, starting, idle, or whose
+/// last stop failed); the others are listed in `status.skipped`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.names) || has(self.queueName)").message("jobSelector needs names, queueName or both"))]
+pub struct JobSelector {
+    /// Exact DLI job names (1 to 100 distinct names).
+    // The bound is MAX_SELECTOR_NAMES; schemars takes a literal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 57)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub names: Vec<String>,
+
+    /// Every job on this DLI queue (with `names`: only the named jobs on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub queue_name: Option<String>,
 }
 
 /// Names the Secret that holds a DLI connection.

@@ -32,10 +32,20 @@ pub struct JobStopRequestStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission: Option<Submission>,
 
-    /// One entry per job id, in spec order.
+    /// One entry per job id, in spec order. For a selector, the jobs it resolved to, written
+    /// with the claim before the call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["jobId".into()]))]
     pub results: Vec<JobResult>,
+
+    /// Jobs a selector matched that were not stopped because no stop applies in their state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["jobId".into()]))]
+    pub skipped: Vec<SkippedJob>,
+
+    /// Names in `spec.jobSelector.names` that matched no DLI job at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_names: Vec<String>,
 
     /// The raw answer elements DLI returned, for audit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -173,6 +183,9 @@ pub enum SubmissionState {
 pub struct JobResult {
     /// The DLI job id.
     pub job_id: i64,
+    /// The DLI job name, for jobs chosen by `spec.jobSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// What DLI said for this job; absent while unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_success: Option<bool>,
@@ -185,6 +198,18 @@ pub struct JobResult {
     /// The savepoint DLI reported for this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint_path: Option<String>,
+}
+
+/// A job a selector matched but did not stop.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedJob {
+    pub job_id: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The DLI job status that no stop applies to (e.g. `job_cancel_success`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
 }
 
 /// One raw element of DLI's answer array.

@@ -4,19 +4,25 @@
 
 use crate::api::{JobStopRequestSpec, JobStopRequestStatus};
 
-/// Digest of what a generation's call sends: the job ids (as a set: their order changes
-/// nothing DLI does), the savepoint flag, the connection, and the nonce (sent to nobody, but
+/// Digest of what a generation's call sends: the job ids or the selector (as sets: their
+/// order changes nothing DLI does), the savepoint flag, the connection, and the nonce (sent to nobody, but
 /// changing it is how a user asks for the stop again).
 pub fn fingerprint(spec: &JobStopRequestSpec) -> String {
     let mut job_ids = spec.job_ids.clone();
     job_ids.sort_unstable();
     job_ids.dedup();
-    let sent = serde_json::json!({
+    let mut sent = serde_json::json!({
         "jobIds": job_ids,
         "triggerSavepoint": spec.trigger_savepoint,
         "connection": spec.connection_ref.as_ref().map(|c| c.name.as_str()),
         "nonce": spec.nonce,
     });
+    // Only when present, so the digest of an id request stays what earlier versions stored.
+    if let Some(selector) = &spec.job_selector {
+        let mut names = selector.names.clone();
+        names.sort_unstable();
+        sent["jobSelector"] = serde_json::json!({"names": names, "queueName": selector.queue_name});
+    }
     let digest = ring::digest::digest(&ring::digest::SHA256, sent.to_string().as_bytes());
     hex::encode(&digest.as_ref()[..16])
 }
@@ -72,6 +78,7 @@ mod tests {
     fn spec(ids: &[i64]) -> JobStopRequestSpec {
         JobStopRequestSpec {
             job_ids: ids.to_vec(),
+            job_selector: None,
             trigger_savepoint: false,
             connection_ref: None,
             confirm: None,

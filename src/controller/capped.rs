@@ -17,6 +17,9 @@ const MIN_SHARE: usize = 64;
 /// DLI's job statuses are short words; anything longer is not one.
 const MAX_STATE_CHARS: usize = 64;
 const MAX_REQUEST_ID_CHARS: usize = 128;
+/// DLI job names are up to 57 characters; a longer one is shown cut (names a selector matched
+/// exactly are within its own bound, so only names shown for a queue can be cut).
+const MAX_NAME_CHARS: usize = 128;
 
 /// `status` with every text field within its bound. Capping twice changes nothing.
 pub fn cap_status(mut status: JobStopRequestStatus) -> JobStopRequestStatus {
@@ -24,9 +27,14 @@ pub fn cap_status(mut status: JobStopRequestStatus) -> JobStopRequestStatus {
     let message_share = share(LIST_MESSAGE_BUDGET, jobs);
     let path_share = share(LIST_PATH_BUDGET, jobs);
     for result in &mut status.results {
+        cap_optional(&mut result.name, MAX_NAME_CHARS);
         cap_optional(&mut result.message, message_share);
         cap_optional(&mut result.state, MAX_STATE_CHARS);
         cap_optional(&mut result.savepoint_path, path_share);
+    }
+    for skipped in &mut status.skipped {
+        cap(&mut skipped.name, MAX_NAME_CHARS);
+        cap(&mut skipped.state, MAX_STATE_CHARS);
     }
     let element_share = share(LIST_MESSAGE_BUDGET, status.response.len());
     for element in &mut status.response {
@@ -85,6 +93,7 @@ mod tests {
             results: (1..=jobs)
                 .map(|job_id| JobResult {
                     job_id: i64::MAX - job_id,
+                    name: Some(long("orders-enrichment-")),
                     is_success: Some(false),
                     message: Some(long("the job is not running; ")),
                     state: Some(long("job_running")),

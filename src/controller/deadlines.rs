@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::status::{Verdict, apply_verdict, summarize};
+use super::status::{Verdict, apply_verdict, call_jobs, summarize};
 use crate::api::conditions::reason;
 use crate::api::conditions::{self, READY};
 use crate::api::{JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, SubmissionState};
@@ -27,14 +27,12 @@ pub fn never_sent(
         .unwrap_or_default();
     status.observed_generation = Some(generation);
     status.response.clear();
-    status.results = spec
-        .job_ids
+    status.results = call_jobs(old, spec)
         .iter()
-        .map(|&job_id| JobResult {
-            job_id,
+        .map(|job| JobResult {
             is_success: Some(false),
             message: Some("not stopped: the stop was never sent".to_string()),
-            ..JobResult::default()
+            ..job.result()
         })
         .collect();
     status.summary = Some(summarize(&status.results, false, false));
@@ -71,13 +69,11 @@ pub fn resolving_gave_up(
     status.observed_generation = Some(generation);
     status.response.clear();
     status.error = None;
-    status.results = spec
-        .job_ids
+    status.results = call_jobs(old, spec)
         .iter()
-        .map(|&job_id| JobResult {
-            job_id,
+        .map(|job| JobResult {
             message: Some("no answer from DLI and the job's state could not be read".to_string()),
-            ..JobResult::default()
+            ..job.result()
         })
         .collect();
     if let Some(submission) = status.submission.as_mut() {
@@ -116,6 +112,7 @@ mod tests {
     fn spec(ids: &[i64]) -> JobStopRequestSpec {
         JobStopRequestSpec {
             job_ids: ids.to_vec(),
+            job_selector: None,
             trigger_savepoint: false,
             connection_ref: None,
             confirm: None,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::status::{JobObservation, NotDeliveredReason};
-use crate::api::{JobStopRequestSpec, RequestError};
+use crate::api::RequestError;
 use crate::dli::{Credential, DliClient, DliError, StopAnswer, StopOutcome, classify};
 use crate::metrics::{DliOperation, Metrics};
 
@@ -42,12 +42,11 @@ pub async fn batch_stop(
     dli: &DliClient,
     metrics: &Metrics,
     credential: &Credential,
-    spec: &JobStopRequestSpec,
+    job_ids: &[i64],
+    trigger_savepoint: bool,
 ) -> CallOutcome {
     let started = Instant::now();
-    let sent = dli
-        .batch_stop(credential, &spec.job_ids, spec.trigger_savepoint)
-        .await;
+    let sent = dli.batch_stop(credential, job_ids, trigger_savepoint).await;
     let outcome = match classify(sent) {
         StopOutcome::Delivered(answer) => CallOutcome::Delivered(answer),
         StopOutcome::Rejected(error) => CallOutcome::Rejected {

@@ -164,6 +164,7 @@ mod tests {
     fn spec() -> JobStopRequestSpec {
         JobStopRequestSpec {
             job_ids: vec![7],
+            job_selector: None,
             trigger_savepoint: false,
             connection_ref: None,
             confirm: Some(ConfirmSpec {

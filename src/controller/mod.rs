@@ -17,6 +17,7 @@ pub mod plan;
 #[cfg(test)]
 mod played_api_server;
 mod reconcile;
+pub mod selected;
 pub mod status;
 pub mod tenancy;
 

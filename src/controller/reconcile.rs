@@ -24,11 +24,13 @@ use super::error::Error;
 use super::events;
 use super::held_answers::HeldAnswer;
 use super::plan::{self, Situation, Step};
-use super::status::{self as transition, JobObservation, JobVerdict, NotDeliveredReason};
+use super::selected;
+use super::status::{self as transition, CallJob, JobObservation, JobVerdict, NotDeliveredReason};
 use crate::api::conditions::reason;
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase};
 use crate::dli::{DliClient, DliError};
 use crate::metrics::ReconcileResult;
+use crate::selection::{self, Selection};
 
 /// How many job-detail calls one request makes at once.
 const DETAIL_CONCURRENCY: usize = 8;
@@ -111,18 +113,53 @@ async fn submit(
     let Some(connection) = connection_or_pending(request, ctx, generation).await? else {
         return Ok(Action::requeue(ctx.settings.connection_retry));
     };
-    let outside = connection.scope.outside(&request.spec.job_ids);
-    if !outside.is_empty() {
-        return refuse_jobs_outside_scope(request, ctx, generation, &outside).await;
-    }
     let dli = connection.dli;
+    let old = request.status.clone().unwrap_or_default();
+    // A selector is resolved once per generation, before its claim records the ids; every
+    // later try of the generation sends what the claim recorded.
+    let selection = match &request.spec.job_selector {
+        Some(selector) if !transition::selection_recorded(&old, generation) => {
+            let selection = selection::resolve(&dli, selector)
+                .await
+                .map_err(Error::JobList)?;
+            info!(
+                selected = selection.stop.len(),
+                skipped = selection.skipped.len(),
+                unmatched_names = selection.unmatched_names.len(),
+                "spec.jobSelector resolved"
+            );
+            if let Some(verdict) = selected::forced_verdict(&selection) {
+                return end_by_selection(request, ctx, generation, &selection, verdict).await;
+            }
+            Some(selection)
+        }
+        _ => None,
+    };
+    let jobs = match &selection {
+        Some(selection) => transition::selected_jobs(selection),
+        None => transition::call_jobs(&old, &request.spec),
+    };
+    let job_ids = transition::call_job_ids(&jobs);
+    let outside = connection.scope.outside(&job_ids);
+    if !outside.is_empty() {
+        return refuse_jobs_outside_scope(request, ctx, generation, &jobs, &outside).await;
+    }
     let credential = match dli.credential().await {
         Ok(credential) => credential,
         Err(error) => return record_unsent_try(request, ctx, generation, &error).await,
     };
-    let old = request.status.clone().unwrap_or_default();
     let claim_started = Instant::now();
-    let claimed_status = transition::claim(&old, &request.spec, generation, &ctx.holder, &now());
+    let claimed_status = match &selection {
+        Some(selection) => transition::claim_selection(
+            &old,
+            &request.spec,
+            selection,
+            generation,
+            &ctx.holder,
+            &now(),
+        ),
+        None => transition::claim(&old, &request.spec, generation, &ctx.holder, &now()),
+    };
     let attempt = claimed_status.submission.as_ref().map_or(1, |s| s.attempts);
     let claimed = match write_status(ctx, request, claimed_status.clone()).await {
         Ok(Some(claimed)) => claimed,
@@ -153,10 +190,17 @@ async fn submit(
     let outcome = if ctx.settings.try_bounds.may_send(claim_age) {
         info!(
             attempts = attempt,
-            jobs = request.spec.job_ids.len(),
+            jobs = job_ids.len(),
             "generation claimed; calling DLI batch stop"
         );
-        dli_calls::batch_stop(&dli, &ctx.metrics, &credential, &request.spec).await
+        dli_calls::batch_stop(
+            &dli,
+            &ctx.metrics,
+            &credential,
+            &job_ids,
+            request.spec.trigger_savepoint,
+        )
+        .await
     } else {
         // Another process may already count this claim's time as spent.
         warn!(
@@ -406,11 +450,14 @@ async fn resolve(
     ctx: &Context,
     generation: i64,
 ) -> Result<Action, Error> {
+    let old = request.status.clone().unwrap_or_default();
     let observed = match ctx.connections.for_request(request).await {
-        Ok(connection) => observe(&connection.dli, ctx, &request.spec.job_ids).await,
+        Ok(connection) => {
+            let sent = transition::call_jobs(&old, &request.spec);
+            observe(&connection.dli, ctx, &transition::call_job_ids(&sent)).await
+        }
         Err(problem) => Err(Error::Connection(problem)),
     };
-    let old = request.status.clone().unwrap_or_default();
     let next = match observed {
         Ok(observations) => {
             transition::resolved(&old, &request.spec, generation, &observations, &now())
@@ -605,16 +652,37 @@ async fn connection_or_pending(
     Ok(None)
 }
 
+/// Ends a selector's generation without a claim or a call, as its selection decided.
+async fn end_by_selection(
+    request: &Arc<JobStopRequest>,
+    ctx: &Context,
+    generation: i64,
+    selection: &Selection,
+    verdict: transition::Verdict,
+) -> Result<Action, Error> {
+    info!(
+        reason = verdict.reason,
+        "the selection ends the generation without a call"
+    );
+    let old = request.status.clone().unwrap_or_default();
+    let next = selected::ended_by_selection(&old, selection, verdict, generation, &now());
+    match write_status(ctx, request, next).await? {
+        Some(written) => Ok(follow_up(ctx, &written)),
+        None => Ok(Action::requeue(Duration::from_secs(1))),
+    }
+}
+
 /// Ends the generation without a claim or a call: its connection may not stop some of its jobs.
 async fn refuse_jobs_outside_scope(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
     generation: i64,
+    jobs: &[CallJob],
     outside: &[i64],
 ) -> Result<Action, Error> {
     let message = format!(
         "the connection may not stop job(s) {}: they are outside its Secret's allowedJobIds; \
-         nothing was sent. Remove them from spec.jobIds, or have the Secret's owner widen \
+         nothing was sent. Remove them from the request, or have the Secret's owner widen \
          allowedJobIds and change spec.nonce",
         outside
             .iter()
@@ -624,8 +692,7 @@ async fn refuse_jobs_outside_scope(
     );
     warn!(outside = ?outside, "jobs outside the connection's allowedJobIds; refused without a call");
     let old = request.status.clone().unwrap_or_default();
-    let next =
-        transition::jobs_not_allowed(&old, &request.spec, generation, outside, &message, &now());
+    let next = transition::jobs_not_allowed(&old, jobs, generation, outside, &message, &now());
     record(ctx, request, next).await
 }
 
@@ -890,6 +957,118 @@ mod tests {
 
     fn job_7_no_confirm() -> serde_json::Value {
         json!({"jobIds": [7], "confirm": {"enabled": false}})
+    }
+
+    /// A selector naming the stand-in's job 7 by its name, confirmation off.
+    fn job_7_by_name() -> serde_json::Value {
+        json!({"jobSelector": {"names": ["dli-sim-job-7"]}, "confirm": {"enabled": false}})
+    }
+
+    /// The claim records the resolved id and name before the call; the call sends it.
+    #[tokio::test]
+    async fn a_selector_is_resolved_into_the_claim_before_the_call() {
+        let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
+        fixture.reconcile_stored().await.expect("reconcile");
+        let writes = fixture.api.status_writes();
+        let claim = writes.first().expect("the claim");
+        assert_eq!(
+            claim.submission.as_ref().map(|s| s.state),
+            Some(SubmissionState::InFlight)
+        );
+        assert_eq!(
+            claim
+                .results
+                .iter()
+                .map(|r| (r.job_id, r.name.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![(7, Some("dli-sim-job-7"))]
+        );
+        assert_eq!(fixture.api.status().phase, Some(Phase::Succeeded));
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+        assert_eq!(fixture.sim.list_calls(), 1);
+    }
+
+    /// A later try of a claimed generation sends the ids its claim recorded, even where the
+    /// selector would now resolve to nothing, and never lists again.
+    #[tokio::test]
+    async fn a_retry_sends_the_recorded_ids_without_resolving_again() {
+        let not_delivered = json!({"phase": "Submitting", "submission": {"generation": 1,
+            "claimedBy": "op-a", "claimedAt": ago(10), "lastAttemptAt": ago(10),
+            "state": "NotDelivered", "attempts": 1},
+            "results": [{"jobId": 7, "name": "orders"}]});
+        let spec = json!({"jobSelector": {"names": ["orders"]}, "confirm": {"enabled": false}});
+        let fixture = Fixture::new(spec, not_delivered).await;
+        fixture.reconcile_stored().await.expect("reconcile");
+        assert_eq!(fixture.sim.list_calls(), 0, "no resolution");
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+        let status = fixture.api.status();
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.results[0].name.as_deref(), Some("orders"));
+    }
+
+    /// An unanswered selector claim is resolved read-only through the recorded ids.
+    #[tokio::test]
+    async fn an_unanswered_selector_claim_is_resolved_through_the_recorded_ids() {
+        let unanswered = json!({"phase": "Submitting", "submission": {"generation": 1,
+            "claimedBy": "op-b", "claimedAt": ago(600), "lastAttemptAt": ago(600),
+            "state": "InFlight", "attempts": 1},
+            "results": [{"jobId": 7, "name": "orders"}]});
+        let spec = json!({"jobSelector": {"names": ["orders"]}, "confirm": {"enabled": false}});
+        let fixture = Fixture::new(spec, unanswered).await;
+        fixture.sim.add_job(7, "job_cancel_success");
+        fixture.reconcile_stored().await.expect("reconcile");
+        let status = fixture.api.status();
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert_eq!(status.results[0].name.as_deref(), Some("orders"));
+        assert_eq!(fixture.sim.detail_calls(), 1);
+        assert_eq!(fixture.sim.list_calls(), 0);
+        assert_eq!(fixture.sim.total_stop_calls(), 0);
+    }
+
+    /// A try recorded before anything was resolved (no token then) resolves on the next try.
+    #[tokio::test]
+    async fn a_claim_that_recorded_no_jobs_is_resolved_on_the_next_try() {
+        let unsent = json!({"phase": "Submitting", "submission": {"generation": 1,
+            "claimedBy": "op-a", "claimedAt": ago(10), "lastAttemptAt": ago(10),
+            "state": "NotDelivered", "attempts": 1}});
+        let fixture = Fixture::new(job_7_by_name(), unsent).await;
+        fixture.reconcile_stored().await.expect("reconcile");
+        assert_eq!(fixture.sim.list_calls(), 1);
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+        let status = fixture.api.status();
+        assert_eq!(status.submission.map(|s| s.attempts), Some(2));
+        assert_eq!(status.results[0].job_id, 7);
+    }
+
+    /// Listing fails: nothing is claimed or written, and the next reconcile resolves.
+    #[tokio::test]
+    async fn a_failed_listing_claims_nothing() {
+        let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
+        fixture.sim.inject(
+            Operation::ListJobs,
+            Fault::GatewayRefuses(Refusal::Unavailable),
+        );
+        assert!(matches!(
+            fixture.reconcile_stored().await,
+            Err(Error::JobList(_))
+        ));
+        assert!(fixture.api.status_writes().is_empty());
+        fixture.reconcile_stored().await.expect("reconcile");
+        assert_eq!(fixture.sim.stop_calls(7), 1);
+    }
+
+    /// Nothing the selector names runs: the generation is Ready with no claim and no call.
+    #[tokio::test]
+    async fn a_selector_with_nothing_running_ends_ready_without_a_claim() {
+        let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
+        fixture.sim.add_job(7, "job_cancel_success");
+        fixture.reconcile_stored().await.expect("reconcile");
+        let status = fixture.api.status();
+        assert_eq!(status.phase, Some(Phase::Succeeded));
+        assert!(status.submission.is_none());
+        assert_eq!(status.skipped.len(), 1);
+        assert_eq!(fixture.ready().1, "NothingToStop");
+        assert_eq!(fixture.sim.total_stop_calls(), 0);
     }
 
     /// The API server stores the claim but its answer is lost: the operator must notice the

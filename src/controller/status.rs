@@ -15,6 +15,7 @@ use crate::api::{
 use crate::dli::{
     AnswerElement, JobStateClass, JobStatus, StopAnswer, job_state_class, map_answer,
 };
+use crate::selection::Selection;
 
 /// What one job's record says about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,7 +193,7 @@ pub fn waiting_for_connection(
 /// sends a stop someone asked for long ago; a new generation asks again.
 pub fn jobs_not_allowed(
     old: &JobStopRequestStatus,
-    spec: &JobStopRequestSpec,
+    jobs: &[CallJob],
     generation: i64,
     outside: &[i64],
     message: &str,
@@ -200,19 +201,17 @@ pub fn jobs_not_allowed(
 ) -> JobStopRequestStatus {
     let mut status = old.clone();
     status.observed_generation = Some(generation);
-    status.results = spec
-        .job_ids
+    status.results = jobs
         .iter()
-        .map(|&job_id| JobResult {
-            job_id,
+        .map(|job| JobResult {
             is_success: Some(false),
-            message: Some(if outside.contains(&job_id) {
+            message: Some(if outside.contains(&job.job_id) {
                 "not stopped: outside the connection's allowedJobIds".to_string()
             } else {
                 "not stopped: the request holds jobs outside the connection's allowedJobIds"
                     .to_string()
             }),
-            ..JobResult::default()
+            ..job.result()
         })
         .collect();
     status.response.clear();
@@ -236,7 +235,8 @@ pub fn jobs_not_allowed(
     status
 }
 
-/// Every job of `spec` pending; nothing of an earlier generation's answer left.
+/// Every job of `spec` pending (none yet for a selector, which its claim resolves); nothing
+/// of an earlier generation's answer or selection left.
 fn start_generation(status: &mut JobStopRequestStatus, spec: &JobStopRequestSpec) {
     status.results = spec
         .job_ids
@@ -246,15 +246,105 @@ fn start_generation(status: &mut JobStopRequestStatus, spec: &JobStopRequestSpec
             ..JobResult::default()
         })
         .collect();
+    status.skipped.clear();
+    status.unmatched_names.clear();
     status.response.clear();
     status.error = None;
     status.summary = Some(summarize(&status.results, true, false));
+}
+
+/// A job the generation's call sends, with its name when a selector chose it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallJob {
+    pub job_id: i64,
+    pub name: Option<String>,
+}
+
+impl CallJob {
+    /// A result for this job that says nothing yet.
+    pub fn result(&self) -> JobResult {
+        JobResult {
+            job_id: self.job_id,
+            name: self.name.clone(),
+            ..JobResult::default()
+        }
+    }
+}
+
+/// The jobs the generation's call sends: `spec.jobIds`, or for a selector the ids (and names)
+/// its claim recorded in `results`, never resolved again.
+pub fn call_jobs(status: &JobStopRequestStatus, spec: &JobStopRequestSpec) -> Vec<CallJob> {
+    if spec.job_selector.is_some() {
+        return status
+            .results
+            .iter()
+            .map(|result| CallJob {
+                job_id: result.job_id,
+                name: result.name.clone(),
+            })
+            .collect();
+    }
+    spec.job_ids
+        .iter()
+        .map(|&job_id| CallJob { job_id, name: None })
+        .collect()
+}
+
+/// Whether `generation`'s claim already recorded the jobs a selector resolved to: its later
+/// tries send those, and the selector is never resolved again for it.
+pub fn selection_recorded(status: &JobStopRequestStatus, generation: i64) -> bool {
+    status
+        .submission
+        .as_ref()
+        .is_some_and(|submission| submission.generation == generation)
+        && !status.results.is_empty()
+}
+
+/// The jobs `selection` resolved to, as its claim records them.
+pub fn selected_jobs(selection: &Selection) -> Vec<CallJob> {
+    selection
+        .stop
+        .iter()
+        .map(|target| CallJob {
+            job_id: target.job_id,
+            name: Some(target.name.clone()),
+        })
+        .collect()
+}
+
+/// The ids of `jobs`, in order.
+pub fn call_job_ids(jobs: &[CallJob]) -> Vec<i64> {
+    jobs.iter().map(|job| job.job_id).collect()
 }
 
 /// Step 2: the write-ahead claim of `generation`, made before every try.
 pub fn claim(
     old: &JobStopRequestStatus,
     spec: &JobStopRequestSpec,
+    generation: i64,
+    holder: &str,
+    now: &Time,
+) -> JobStopRequestStatus {
+    claim_jobs(old, spec, None, generation, holder, now)
+}
+
+/// Step 2 for a selector's first try: the claim records the jobs `selection` resolved to (as
+/// pending results, with their names) and the jobs it skipped, before the call.
+pub fn claim_selection(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    selection: &Selection,
+    generation: i64,
+    holder: &str,
+    now: &Time,
+) -> JobStopRequestStatus {
+    claim_jobs(old, spec, Some(selection), generation, holder, now)
+}
+
+fn claim_jobs(
+    old: &JobStopRequestStatus,
+    spec: &JobStopRequestSpec,
+    selection: Option<&Selection>,
     generation: i64,
     holder: &str,
     now: &Time,
@@ -281,12 +371,15 @@ pub fn claim(
         attempts,
         fingerprint: Some(super::adoption::fingerprint(spec)),
     });
-    if previous.is_none() {
+    if let Some(selection) = selection {
+        start_generation(&mut status, spec);
+        record_selection(&mut status, selection);
+    } else if previous.is_none() {
         start_generation(&mut status, spec);
     }
     // A retry keeps the reason of the failed try (e.g. Unauthorized): it is the same state
     // going on, not a new transition, so `kubectl describe` shows one event, not one per try.
-    let jobs = spec.job_ids.len();
+    let jobs = status.results.len();
     let (phase_reason, message) = match previous.and(conditions::find(&old.conditions, READY)) {
         Some(ready) if attempts > 1 => (
             retry_reason(&ready.reason),
@@ -325,6 +418,17 @@ fn retry_reason(previous: &str) -> &'static str {
     }
 }
 
+/// The jobs `selection` resolved to, as pending results with their names, and what it skipped.
+fn record_selection(status: &mut JobStopRequestStatus, selection: &Selection) {
+    status.results = selected_jobs(selection)
+        .iter()
+        .map(CallJob::result)
+        .collect();
+    status.skipped = super::selected::listed_skipped(selection);
+    status.unmatched_names = selection.unmatched_names.clone();
+    status.summary = Some(summarize(&status.results, true, false));
+}
+
 /// Step 3, delivered: per-job results recorded, the call for this generation is done.
 pub fn delivered(
     old: &JobStopRequestStatus,
@@ -357,6 +461,11 @@ pub fn delivered(
         .iter()
         .map(|job| JobResult {
             job_id: job.job_id,
+            name: old
+                .results
+                .iter()
+                .find(|result| result.job_id == job.job_id)
+                .and_then(|result| result.name.clone()),
             is_success: job.is_success.filter(|accepted| *accepted),
             message: job.message.clone(),
             state: None,
@@ -395,14 +504,12 @@ pub fn rejected(
             .unwrap_or_else(|| "no code".to_string())
     );
     status.observed_generation = Some(generation);
-    status.results = spec
-        .job_ids
+    status.results = call_jobs(old, spec)
         .iter()
-        .map(|&job_id| JobResult {
-            job_id,
+        .map(|job| JobResult {
             is_success: Some(false),
             message: Some(per_job.clone()),
-            ..JobResult::default()
+            ..job.result()
         })
         .collect();
     status.response.clear();
@@ -520,10 +627,10 @@ pub fn resolved(
     status.response.clear();
     status.error = None;
     let mut undelivered = Vec::new();
-    status.results = spec
-        .job_ids
-        .iter()
-        .map(|&job_id| {
+    status.results = call_jobs(old, spec)
+        .into_iter()
+        .map(|job| {
+            let job_id = job.job_id;
             let observation = observations.iter().find(|o| o.job_id == job_id);
             let state = observation.and_then(|o| o.status.clone());
             // A failed stop is a stop that arrived.
@@ -538,6 +645,7 @@ pub fn resolved(
             }
             JobResult {
                 job_id,
+                name: job.name,
                 is_success: delivered.then_some(true),
                 message: Some(if delivered {
                     "no answer from DLI; the job's state shows the stop was delivered".to_string()
@@ -804,6 +912,7 @@ mod tests {
     fn spec(ids: &[i64], confirm: bool) -> JobStopRequestSpec {
         JobStopRequestSpec {
             job_ids: ids.to_vec(),
+            job_selector: None,
             trigger_savepoint: false,
             connection_ref: None,
             confirm: Some(ConfirmSpec {
@@ -1375,7 +1484,7 @@ mod tests {
     fn jobs_outside_the_scope_end_the_generation_without_a_claim() {
         let status = jobs_not_allowed(
             &JobStopRequestStatus::default(),
-            &spec(&[128, 999], true),
+            &call_jobs(&JobStopRequestStatus::default(), &spec(&[128, 999], true)),
             1,
             &[999],
             "outside allowedJobIds",

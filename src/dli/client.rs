@@ -66,6 +66,13 @@ pub struct StopAnswer {
     pub http_status: u16,
 }
 
+/// The list filters DLI offers that a selector uses; `None` leaves a filter out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub name: Option<String>,
+    pub queue_name: Option<String>,
+}
+
 /// A page of the job list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobList {
@@ -244,8 +251,28 @@ impl DliClient {
 
     /// `GET /v1.0/{project}/streaming/jobs?limit=N`: read-only, used by `check`.
     pub async fn list_jobs(&self, limit: u32) -> Result<JobList, DliError> {
+        self.list_jobs_page(&JobFilter::default(), limit, 0).await
+    }
+
+    /// One page of `GET /v1.0/{project}/streaming/jobs` with DLI's `name` and `queue_name`
+    /// filters. DLI's name filter matches loosely: callers re-check every job they get.
+    pub async fn list_jobs_page(
+        &self,
+        filter: &JobFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<JobList, DliError> {
         let path = format!("/v1.0/{}/streaming/jobs", self.connection.project_id);
-        let query = [("limit".to_owned(), limit.to_string())];
+        let mut query = vec![("limit".to_owned(), limit.to_string())];
+        if offset > 0 {
+            query.push(("offset".to_owned(), offset.to_string()));
+        }
+        if let Some(name) = &filter.name {
+            query.push(("name".to_owned(), name.clone()));
+        }
+        if let Some(queue_name) = &filter.queue_name {
+            query.push(("queue_name".to_owned(), queue_name.clone()));
+        }
         let answer = self.call(Method::GET, &path, &query, Vec::new()).await?;
         let body: JobListBody = parse_body(&answer)?;
         Ok(JobList {

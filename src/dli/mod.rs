@@ -10,7 +10,9 @@ pub mod tls;
 pub mod token;
 pub mod wire;
 
-pub use client::{ClientBuildError, ClientOptions, Credential, DliClient, JobList, StopAnswer};
+pub use client::{
+    ClientBuildError, ClientOptions, Credential, DliClient, JobFilter, JobList, StopAnswer,
+};
 pub use error::DliError;
 pub use mapping::{JobAnswer, JobStateClass, job_state_class, map_answer};
 pub use outcome::{OutcomeClass, StopOutcome, classify};

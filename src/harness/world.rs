@@ -66,6 +66,7 @@ pub fn request(
 ) -> JobStopRequest {
     let spec = JobStopRequestSpec {
         job_ids,
+        job_selector: None,
         trigger_savepoint,
         connection_ref: None,
         confirm: Some(ConfirmSpec {

@@ -5,7 +5,7 @@
 //!
 //! | Call | Body | Effect |
 //! |------|------|--------|
-//! | `POST /_sim/jobs` | `{"ids":[1,2],"status":"job_running"}` (status optional) | add or reset jobs |
+//! | `POST /_sim/jobs` | `{"ids":[1,2],"status":"job_running","name":"orders","queue_name":"q"}` (all but ids optional) | add or reset jobs |
 //! | `POST /_sim/outcomes` | `{"ids":[1],"outcome":"succeed"\|"fail_to_stop"\|"hang"}` | how their next stop ends |
 //! | `POST /_sim/faults` | `{"operation":"batch_stop","fault":{"kind":"throttled","retry_after_secs":2}}` | queue a one-shot fault |
 //! | `POST /_sim/random-faults` | `{"probability":0.2,"seed":7,"kinds":[{"kind":"gateway_timeout"}]}` or `null` | chaos mode on/off |
@@ -34,7 +34,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::sim::faults::{Fault, Loss, Operation, RandomFaults, Refusal};
-use crate::sim::jobs::{JOB_RUNNING, StopOutcome};
+use crate::sim::jobs::{DEFAULT_QUEUE, JOB_RUNNING, StopOutcome};
 use crate::sim::shared::Shared;
 use crate::sim::state::{AnswerShape, StopCall};
 
@@ -122,6 +122,10 @@ struct JobsBody {
     ids: Vec<i64>,
     #[serde(default = "running")]
     status: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    queue_name: Option<String>,
 }
 
 fn running() -> String {
@@ -132,7 +136,12 @@ async fn put_jobs(State(shared): State<Arc<Shared>>, Json(body): Json<JobsBody>)
     let now = Timestamp::now();
     let mut state = shared.state();
     for id in body.ids {
-        state.put_job(id, &body.status, now);
+        let name = body
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("dli-sim-job-{id}"));
+        let queue_name = body.queue_name.as_deref().unwrap_or(DEFAULT_QUEUE);
+        state.put_named_job(id, &name, queue_name, &body.status, now);
     }
     StatusCode::NO_CONTENT
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::sim::auth::{authenticate, parse_query};
 use crate::sim::faults::{Fault, Operation};
 use crate::sim::http::{Incoming, dli_error, json_response};
+use crate::sim::jobs::ListFilter;
 use crate::sim::respond::respond;
 use crate::sim::shared::Shared;
 use crate::sim::state::StopAnswer;
@@ -20,6 +21,8 @@ use crate::sim::wire::{BatchStopBody, error_body, job_detail_body, job_list_body
 /// DLI's maximum page size for the list API.
 const MAX_LIST_LIMIT: usize = 100;
 const DEFAULT_LIST_LIMIT: usize = 10;
+/// The longest `name` filter the SDK's `ListFlinkJobsRequest` documents.
+const MAX_NAME_FILTER_CHARS: usize = 57;
 
 /// An answer given before the operation runs.
 struct Refusal {
@@ -165,7 +168,7 @@ pub async fn list_jobs(
     let ListParams {
         limit,
         offset,
-        status,
+        filter,
     } = match parse_list_params(req.uri.query().unwrap_or_default()) {
         Ok(params) => params,
         Err(message) => {
@@ -181,10 +184,9 @@ pub async fn list_jobs(
     }
     let work_shared = shared.clone();
     let work = move || {
-        let page =
-            work_shared
-                .state()
-                .list_jobs(Timestamp::now(), limit, offset, status.as_deref());
+        let page = work_shared
+            .state()
+            .list_jobs(Timestamp::now(), limit, offset, &filter);
         json_response(StatusCode::OK, &job_list_body(page.total_count, page.jobs))
     };
     respond(&shared, &req.request_id, fault, work).await
@@ -194,10 +196,11 @@ pub async fn list_jobs(
 struct ListParams {
     limit: usize,
     offset: usize,
-    status: Option<String>,
+    filter: ListFilter,
 }
 
-/// Reads `limit`, `offset` and `status` of a list call; the error says what is wrong.
+/// Reads `limit`, `offset` and the `status`, `name` and `queue_name` filters of a list call;
+/// the error says what is wrong.
 fn parse_list_params(raw_query: &str) -> Result<ListParams, String> {
     let params = parse_query(raw_query);
     let param = |name: &str| {
@@ -216,10 +219,23 @@ fn parse_list_params(raw_query: &str) -> Result<ListParams, String> {
     if limit > MAX_LIST_LIMIT {
         return Err(format!("limit must be between 0 and {MAX_LIST_LIMIT}."));
     }
+    let name = param("name");
+    if name
+        .as_ref()
+        .is_some_and(|name| name.chars().count() > MAX_NAME_FILTER_CHARS)
+    {
+        return Err(format!(
+            "name must be at most {MAX_NAME_FILTER_CHARS} characters."
+        ));
+    }
     Ok(ListParams {
         limit,
         offset: number("offset", 0)?,
-        status: param("status"),
+        filter: ListFilter {
+            status: param("status"),
+            name,
+            queue_name: param("queue_name"),
+        },
     })
 }
 
@@ -234,17 +250,22 @@ mod tests {
             Ok(ListParams {
                 limit: 10,
                 offset: 0,
-                status: None
+                filter: ListFilter::default(),
             })
         );
         assert_eq!(
-            parse_list_params("limit=100&offset=5&status=job_running"),
+            parse_list_params("limit=100&offset=5&status=job_running&name=orders&queue_name=q1"),
             Ok(ListParams {
                 limit: 100,
                 offset: 5,
-                status: Some("job_running".into())
+                filter: ListFilter {
+                    status: Some("job_running".into()),
+                    name: Some("orders".into()),
+                    queue_name: Some("q1".into()),
+                },
             })
         );
+        assert!(parse_list_params(&format!("name={}", "x".repeat(58))).is_err());
         assert!(parse_list_params("limit=101").is_err());
         assert!(parse_list_params("offset=-1").is_err());
     }

@@ -97,6 +97,11 @@ impl FaultBook {
         });
     }
 
+    /// Drops the faults still queued for `op`.
+    pub fn clear(&mut self, op: Operation) {
+        self.queues.remove(&op);
+    }
+
     pub fn pending(&self, op: Operation) -> usize {
         self.queues.get(&op).map_or(0, VecDeque::len)
     }

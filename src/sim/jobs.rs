@@ -18,6 +18,9 @@ pub const JOB_CANCEL_FAIL: &str = "job_cancel_fail";
 /// DLI's answer element for a stop that was delivered.
 pub const STOP_DELIVERED: &str = "The request for stopping DLI jobs is delivered successfully.";
 
+/// The queue a job runs on unless a test names another.
+pub const DEFAULT_QUEUE: &str = "dli-sim-queue";
+
 /// The bucket the stand-in pretends savepoints are written to.
 pub const SAVEPOINT_BUCKET: &str = "dli-sim-bucket";
 
@@ -63,6 +66,7 @@ pub struct StopRequest {
 pub struct Job {
     pub id: i64,
     pub name: String,
+    pub queue_name: String,
     /// The status before any stop, as set up by the test.
     pub status: String,
     pub created_at: Timestamp,
@@ -76,11 +80,35 @@ impl Job {
         Job {
             id,
             name: format!("dli-sim-job-{id}"),
+            queue_name: DEFAULT_QUEUE.to_owned(),
             status: status.to_owned(),
             created_at: now,
             status_since: now,
             stop: None,
         }
+    }
+}
+
+/// What a job list asks for, besides the page: DLI's `status`, `name` and `queue_name` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub queue_name: Option<String>,
+}
+
+impl ListFilter {
+    /// Whether a job with `name` on `queue_name`, reporting `status`, is listed. DLI's name
+    /// filter matches loosely: any job whose name contains the text, ignoring case, so a
+    /// client wanting one name must check each job it gets. Status and queue match exactly.
+    pub fn admits(&self, name: &str, queue_name: &str, status: &str) -> bool {
+        let name_matches = self
+            .name
+            .as_ref()
+            .is_none_or(|wanted| name.to_lowercase().contains(&wanted.to_lowercase()));
+        name_matches
+            && self.queue_name.as_deref().is_none_or(|q| q == queue_name)
+            && self.status.as_deref().is_none_or(|s| s == status)
     }
 }
 

@@ -201,6 +201,17 @@ impl DliSim {
         self.state().put_job(id, status, Timestamp::now());
     }
 
+    /// Adds or resets a job with its name and queue.
+    pub fn add_named_job(&self, id: i64, name: &str, queue_name: &str, status: &str) {
+        self.state()
+            .put_named_job(id, name, queue_name, status, Timestamp::now());
+    }
+
+    /// Deletes a job, as deleting it in DLI does.
+    pub fn remove_job(&self, id: i64) {
+        self.state().remove_job(id);
+    }
+
     /// How the next stops of `id` end.
     pub fn set_job_stop_outcome(&self, id: i64, outcome: StopOutcome) {
         self.state().outcomes.insert(id, outcome);
@@ -228,6 +239,11 @@ impl DliSim {
     /// Faults still queued for `op`.
     pub fn pending_faults(&self, op: Operation) -> usize {
         self.state().faults.pending(op)
+    }
+
+    /// Drops the faults still queued for `op`.
+    pub fn clear_faults(&self, op: Operation) {
+        self.state().faults.clear(op);
     }
 
     pub fn set_random_faults(&self, random: RandomFaults) {

@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::sim::credentials::{Credentials, IssuedToken};
 use crate::sim::faults::FaultBook;
 use crate::sim::jobs::{
-    Job, JobView, STOP_DELIVERED, StopDecision, StopOutcome, Timing, accept_stop, decide_stop,
-    observe,
+    Job, JobView, ListFilter, STOP_DELIVERED, StopDecision, StopOutcome, Timing, accept_stop,
+    decide_stop, observe,
 };
 use crate::sim::wire::{BatchStopBody, StopElement, job_json};
 
@@ -119,6 +119,28 @@ impl SimState {
         self.jobs.insert(id, Job::new(id, status, now));
     }
 
+    /// Adds or resets a job with its name and queue.
+    pub fn put_named_job(
+        &mut self,
+        id: i64,
+        name: &str,
+        queue_name: &str,
+        status: &str,
+        now: Timestamp,
+    ) {
+        let job = Job {
+            name: name.to_owned(),
+            queue_name: queue_name.to_owned(),
+            ..Job::new(id, status, now)
+        };
+        self.jobs.insert(id, job);
+    }
+
+    /// Removes a job, as deleting it in DLI does.
+    pub fn remove_job(&mut self, id: i64) {
+        self.jobs.remove(&id);
+    }
+
     pub fn view(&self, id: i64, now: Timestamp) -> Option<(&Job, JobView)> {
         let job = self.jobs.get(&id)?;
         Some((job, observe(job, now, &self.timing)))
@@ -168,13 +190,13 @@ impl SimState {
         now: Timestamp,
         limit: usize,
         offset: usize,
-        status: Option<&str>,
+        filter: &ListFilter,
     ) -> JobPage {
         let matching: Vec<Value> = self
             .jobs
             .values()
             .map(|job| (job, observe(job, now, &self.timing)))
-            .filter(|(_, view)| status.is_none_or(|s| view.status == s))
+            .filter(|(job, view)| filter.admits(&job.name, &job.queue_name, &view.status))
             .map(|(job, view)| job_json(job, &view, self.null_optional_fields))
             .collect();
         JobPage {
@@ -349,10 +371,39 @@ mod tests {
     #[test]
     fn listing_filters_by_status_and_pages() {
         let state = state();
-        let page = state.list_jobs(t(0), 1, 1, Some(JOB_RUNNING));
+        let running = ListFilter {
+            status: Some(JOB_RUNNING.into()),
+            ..ListFilter::default()
+        };
+        let page = state.list_jobs(t(0), 1, 1, &running);
         assert_eq!(page.total_count, 2);
         assert_eq!(page.jobs.len(), 1);
         assert_eq!(page.jobs[0]["job_id"], 2);
+    }
+
+    #[test]
+    fn the_name_filter_matches_loosely_and_the_queue_filter_exactly() {
+        let mut state = state();
+        state.put_named_job(10, "orders", "flink-prod", JOB_RUNNING, t(0));
+        state.put_named_job(11, "Orders-Enrichment", "flink-prod", JOB_RUNNING, t(0));
+        state.put_named_job(12, "orders", "flink-prod-2", JOB_RUNNING, t(0));
+        let ids = |filter: ListFilter| -> Vec<i64> {
+            let page = state.list_jobs(t(0), 100, 0, &filter);
+            page.jobs
+                .iter()
+                .filter_map(|job| job["job_id"].as_i64())
+                .collect()
+        };
+        let by_name = ListFilter {
+            name: Some("orders".into()),
+            ..ListFilter::default()
+        };
+        assert_eq!(ids(by_name.clone()), vec![10, 11, 12]);
+        let on_queue = ListFilter {
+            queue_name: Some("flink-prod".into()),
+            ..by_name
+        };
+        assert_eq!(ids(on_queue), vec![10, 11]);
     }
 
     #[test]

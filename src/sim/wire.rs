@@ -56,7 +56,7 @@ pub fn job_json(job: &Job, view: &JobView, null_optional: bool) -> Value {
         "create_time": job.created_at.as_millisecond(),
         "start_time": optional(json!(job.created_at.as_millisecond())),
         "update_time": optional(json!(view.updated_at.as_millisecond())),
-        "queue_name": optional(json!("dli-sim-queue")),
+        "queue_name": optional(json!(job.queue_name)),
         "has_savepoint": optional(json!(view.savepoint_path.is_some())),
         "savepoint_path": optional(json!(view.savepoint_path.clone().unwrap_or_default())),
         "restart_times": optional(json!(0)),

@@ -226,6 +226,30 @@ async fn a_request_is_in_progress_everywhere_until_it_succeeds() {
     assert_eq!(env.sim.total_stop_calls(), 2);
 }
 
+/// A selector that finds nothing running holds the desired state: healthy and current. One
+/// that names a job that does not exist is a failure everywhere, not a success.
+#[tokio::test]
+async fn a_selector_with_nothing_to_stop_is_healthy_and_a_missing_name_is_degraded() {
+    let env = Env::start("gitops-selector", &[]).await;
+    env.sim
+        .add_named_job(651, "orders", "quiet", "job_cancel_success");
+    let by_selector = |name: &str, selector: &str| {
+        format!(
+            "apiVersion: dli.stop-operator.io/v1alpha1\nkind: JobStopRequest\nmetadata:\n  name: {name}\nspec:\n  jobSelector: {selector}\n"
+        )
+    };
+    env.apply(&by_selector("idle", "{queueName: quiet}")).await;
+    env.apply(&by_selector("missing", "{names: [ghost]}")).await;
+    let idle = env.wait_phase("idle", Phase::Succeeded).await;
+    let missing = env.wait_phase("missing", Phase::Failed).await;
+    finished_is(&idle, "True", "Succeeded");
+    finished_is(&missing, "True", "Failed");
+    assert_seen(&env, &env.namespace, "idle", "Healthy", "Current").await;
+    let seen = assert_seen(&env, &env.namespace, "missing", "Degraded", "Failed").await;
+    assert!(seen.argo.message.contains("`ghost`"), "{:?}", seen.argo);
+    assert_eq!(env.sim.total_stop_calls(), 0);
+}
+
 #[tokio::test]
 async fn every_final_failure_is_degraded_and_failed_everywhere() {
     let env = Env::start("gitops-failures", &[601, 602, 603]).await;

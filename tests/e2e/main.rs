@@ -5,6 +5,7 @@
 mod consumers;
 mod gitops;
 mod invalid;
+mod selector;
 mod support;
 mod tenancy;
 
@@ -647,7 +648,7 @@ async fn invalid_specs_are_refused_by_the_api_server() {
         (request("bad-ttl", &[1], "  ttlSecondsAfterFinished: -1\n"), "spec.ttlSecondsAfterFinished"),
         (
             "apiVersion: dli.stop-operator.io/v1alpha1\nkind: JobStopRequest\nmetadata:\n  name: no-ids\nspec:\n  triggerSavepoint: true\n".into(),
-            "spec.jobIds",
+            "set exactly one of spec.jobIds",
         ),
     ];
     for (manifest, expected) in cases {

@@ -130,6 +130,19 @@ func (c *Client) ListJobs(limit int32, offset int64) (*model.ListFlinkJobsRespon
 	return call(c, request, c.sdk.ListFlinkJobs, dli.GenReqDefForListFlinkJobs)
 }
 
+// ListJobsFiltered is ListFlinkJobs with the SDK's name and queue_name filters; an empty
+// filter is left out.
+func (c *Client) ListJobsFiltered(limit int32, offset int64, name, queueName string) (*model.ListFlinkJobsResponse, error) {
+	request := &model.ListFlinkJobsRequest{Limit: &limit, Offset: &offset}
+	if name != "" {
+		request.Name = &name
+	}
+	if queueName != "" {
+		request.QueueName = &queueName
+	}
+	return call(c, request, c.sdk.ListFlinkJobs, dli.GenReqDefForListFlinkJobs)
+}
+
 // call runs the SDK's generated method, or, under a path prefix, what that method does
 // (GenReqDefFor* then HcClient.Sync) with the prefix in front of the API path.
 func call[Request, Response any](

@@ -4,6 +4,8 @@
 //	sdk-client stop JOB_ID...        BatchStopFlinkJobs (no savepoint)
 //	sdk-client detail JOB_ID         ShowFlinkJob
 //	sdk-client list LIMIT OFFSET     ListFlinkJobs
+//	sdk-client list-filtered LIMIT OFFSET NAME QUEUE
+//	                                 ListFlinkJobs with name and queue_name ("" leaves one out)
 //
 // The connection comes from DLI_ENDPOINT (may carry a path prefix), DLI_PROJECT_ID,
 // DLI_ACCESS_KEY, DLI_SECRET_KEY and DLI_SECURITY_TOKEN (temporary credentials). It exits 0
@@ -66,21 +68,25 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	numbers, err := parseNumbers(args[1:])
+	numeric, filters := args[1:], []string(nil)
+	if args[0] == "list-filtered" && len(args) == 5 {
+		numeric, filters = args[1:3], args[3:5]
+	}
+	numbers, err := parseNumbers(numeric)
 	if err != nil {
 		return err
 	}
-	held, err := call(client, args[0], numbers)
+	held, err := call(client, args[0], numbers, filters)
 	if errors.Is(err, errUsage) {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(describe(args[0], client.Last(), held, err))
 }
 
-var errUsage = errors.New("usage: sdk-client stop JOB_ID... | detail JOB_ID | list LIMIT OFFSET")
+var errUsage = errors.New("usage: sdk-client stop JOB_ID... | detail JOB_ID | list LIMIT OFFSET | list-filtered LIMIT OFFSET NAME QUEUE")
 
 // call makes the call and returns the SDK's response model (nil on error).
-func call(client *sdkdli.Client, operation string, numbers []int64) (any, error) {
+func call(client *sdkdli.Client, operation string, numbers []int64, filters []string) (any, error) {
 	switch {
 	case operation == "stop" && len(numbers) > 0:
 		response, err := client.BatchStop(numbers)
@@ -96,6 +102,12 @@ func call(client *sdkdli.Client, operation string, numbers []int64) (any, error)
 		return response, nil
 	case operation == "list" && len(numbers) == 2:
 		response, err := client.ListJobs(int32(numbers[0]), numbers[1])
+		if err != nil {
+			return nil, err
+		}
+		return response, nil
+	case operation == "list-filtered" && len(numbers) == 2 && len(filters) == 2:
+		response, err := client.ListJobsFiltered(int32(numbers[0]), numbers[1], filters[0], filters[1])
 		if err != nil {
 			return nil, err
 		}
