@@ -25,9 +25,6 @@ pub enum Error {
 
     #[error("cannot read the jobs' states from DLI: {0}")]
     JobDetail(#[source] DliError),
-
-    #[error("cannot list DLI jobs to resolve spec.jobSelector: {0}")]
-    JobList(#[source] DliError),
 }
 
 impl Error {
@@ -40,7 +37,6 @@ impl Error {
             Error::ClaimLost => "claim_lost",
             Error::Connection(_) => "connection",
             Error::JobDetail(_) => "job_detail",
-            Error::JobList(_) => "job_list",
         }
     }
 }

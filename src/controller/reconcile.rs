@@ -119,9 +119,13 @@ async fn submit(
     // later try of the generation sends what the claim recorded.
     let selection = match &request.spec.job_selector {
         Some(selector) if !transition::selection_recorded(&old, generation) => {
-            let selection = selection::resolve(&dli, selector)
-                .await
-                .map_err(Error::JobList)?;
+            let selection = match selection::resolve(&dli, selector).await {
+                Ok(selection) => selection,
+                Err(error) => {
+                    let unsent = UnsentTry::JobsNotListed(&error);
+                    return record_unsent_try(request, ctx, generation, unsent).await;
+                }
+            };
             info!(
                 selected = selection.stop.len(),
                 skipped = selection.skipped.len(),
@@ -146,7 +150,10 @@ async fn submit(
     }
     let credential = match dli.credential().await {
         Ok(credential) => credential,
-        Err(error) => return record_unsent_try(request, ctx, generation, &error).await,
+        Err(error) => {
+            return record_unsent_try(request, ctx, generation, UnsentTry::NoCredential(&error))
+                .await;
+        }
     };
     let claim_started = Instant::now();
     let claimed_status = match &selection {
@@ -302,25 +309,47 @@ fn next_try_in(
     plan::next_try_in(backoff, until_deadline)
 }
 
-/// A try that failed before its claim (no IAM token): recorded in one write as a try that did
-/// not reach DLI. No claim is needed first, because nothing can have been sent.
+/// Why a try ended before its claim: nothing was sent.
+#[derive(Clone, Copy)]
+enum UnsentTry<'a> {
+    /// No IAM token for the stop call.
+    NoCredential(&'a DliError),
+    /// DLI's job list, which a selector is resolved from, could not be read.
+    JobsNotListed(&'a DliError),
+}
+
+/// A try that failed before its claim: recorded in one write as a try that did not reach DLI,
+/// so the status, an Event and the log say why the request waits. No claim is needed first,
+/// because nothing can have been sent; a selector is resolved again on the next try.
 async fn record_unsent_try(
     request: &Arc<JobStopRequest>,
     ctx: &Context,
     generation: i64,
-    error: &DliError,
+    unsent: UnsentTry<'_>,
 ) -> Result<Action, Error> {
     let old = request.status.clone().unwrap_or_default();
     let at = now();
     let tried = transition::claim(&old, &request.spec, generation, &ctx.holder, &at);
     let attempt = tried.submission.as_ref().map_or(1, |s| s.attempts);
+    let (error, message) = match unsent {
+        UnsentTry::NoCredential(error) => {
+            warn!(attempts = attempt, %error, "no credential for the stop call; it was not sent");
+            (error, error.to_string())
+        }
+        UnsentTry::JobsNotListed(error) => {
+            warn!(attempts = attempt, %error, "listing the jobs of spec.jobSelector failed; the stop was not sent");
+            (
+                error,
+                format!("listing the jobs of spec.jobSelector failed: {error}"),
+            )
+        }
+    };
     let delay = next_try_in(ctx, request, &tried, attempt, error.retry_after());
-    warn!(attempts = attempt, %error, "no credential for the stop call; it was not sent");
     let next = transition::not_delivered(
         &tried,
         generation,
         dli_calls::not_delivered_reason(error),
-        &error.to_string(),
+        &message,
         delay,
         &at,
     );
@@ -1040,20 +1069,35 @@ mod tests {
         assert_eq!(status.results[0].job_id, 7);
     }
 
-    /// Listing fails: nothing is claimed or written, and the next reconcile resolves.
+    /// Listing fails: the status says why the request waits, no job is recorded, and the
+    /// next try resolves the selector and makes the one call.
     #[tokio::test]
-    async fn a_failed_listing_claims_nothing() {
+    async fn a_failed_listing_is_recorded_as_a_try_not_sent_and_resolved_again() {
         let fixture = Fixture::new(job_7_by_name(), json!(null)).await;
         fixture.sim.inject(
             Operation::ListJobs,
             Fault::GatewayRefuses(Refusal::Unavailable),
         );
-        assert!(matches!(
-            fixture.reconcile_stored().await,
-            Err(Error::JobList(_))
-        ));
-        assert!(fixture.api.status_writes().is_empty());
         fixture.reconcile_stored().await.expect("reconcile");
+        let status = fixture.api.status();
+        assert!(status.results.is_empty());
+        assert_eq!(
+            status.submission.map(|s| s.state),
+            Some(SubmissionState::NotDelivered)
+        );
+        let (ready, why, message) = fixture.ready();
+        assert_eq!(
+            (ready.as_str(), why.as_str()),
+            ("False", reason::DLI_UNAVAILABLE)
+        );
+        assert!(
+            message.contains("listing the jobs of spec.jobSelector failed"),
+            "{message}"
+        );
+        assert_eq!(fixture.sim.total_stop_calls(), 0);
+        fixture.reconcile_stored().await.expect("reconcile");
+        // The gateway refused the first listing before DLI saw it.
+        assert_eq!(fixture.sim.list_calls(), 1);
         assert_eq!(fixture.sim.stop_calls(7), 1);
     }
 
