@@ -7,13 +7,8 @@ pub mod connection;
 pub mod controller;
 pub mod dli;
 pub mod egress;
-#[cfg(feature = "testenv")]
-pub mod harness;
 pub mod leader;
 pub mod metrics;
 pub mod run;
 pub mod server;
-pub mod sim;
 pub mod telemetry;
-#[cfg(feature = "testenv")]
-pub mod testenv;

@@ -9,7 +9,7 @@ mod deadlines;
 mod dli_calls;
 pub mod error;
 mod error_streaks;
-pub(crate) mod events;
+pub mod events;
 mod guard;
 mod held_answers;
 mod job_scope;

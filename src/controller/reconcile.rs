@@ -787,7 +787,7 @@ mod tests {
     use crate::controller::{DefaultConnection, Settings, Tenancy};
     use crate::dli::ClientOptions;
     use crate::metrics::Metrics;
-    use crate::sim::{DliSim, Fault, Operation, Refusal, SimConfig};
+    use dli_stop_dev::sim::{DliSim, Fault, Operation, Refusal, SimConfig};
 
     #[test]
     fn a_reconcile_that_asks_to_come_back_counts_as_a_requeue() {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::harness::{bench, process};
+use dli_stop_dev::harness::{bench, process};
 
 /// Benchmarks the operator binary against a private control plane and the DLI stand-in.
 #[derive(Debug, Parser)]

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::harness::{chaos, process, world};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_dev::harness::{chaos, process, world};
+use dli_stop_dev::testenv::ControlPlane;
 
 /// Breaks the operator on purpose on a private control plane and checks what it promised.
 #[derive(Debug, Parser)]

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_dev::sim::{DliSim, SimConfig};
+use dli_stop_dev::testenv::ControlPlane;
 
 const ACCESS_KEY: &str = "DEMOACCESSKEY";
 const SECRET_KEY: &str = "demo-secret-key";
@@ -39,7 +39,8 @@ async fn main() -> ExitCode {
 
 async fn demo(args: Args) -> Result<(), String> {
     dli_stop_operator::run::install_crypto_provider();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // crds/ and examples/ live in the repository root, one level above this crate.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     say("starting etcd and kube-apiserver");
     let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
     say("installing the CRD from crds/");
@@ -210,7 +211,7 @@ fn sibling_binary(name: &str) -> Result<PathBuf, String> {
         Ok(candidate)
     } else {
         Err(format!(
-            "{} is missing: build it first with `cargo build --features testenv --bins` (make demo does)",
+            "{} is missing: build it first with `cargo build --workspace --bins` (make demo does)",
             candidate.display()
         ))
     }

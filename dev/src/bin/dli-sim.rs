@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use dli_stop_operator::sim::{AnswerShape, DliSim, SimConfig};
+use dli_stop_dev::sim::{AnswerShape, DliSim, SimConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
