@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::connection::{Auth, Connection};
+use crate::dli::connection::{Auth, Connection};
 use crate::dli::{ClientOptions, DliClient, DliError};
 
 /// Where `check` takes its connection from.
@@ -411,8 +411,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::connection::SecretValue;
     use crate::dli::ErrorBody;
+    use crate::dli::connection::SecretValue;
 
     fn connection(auth: Auth) -> Connection {
         Connection {

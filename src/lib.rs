@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod check;
-pub mod connection;
 pub mod controller;
 pub mod dli;
 pub mod egress;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::connection::Connection;
 use crate::controller::{self, Context, DefaultConnection, RunArgs, Settings, Tenancy};
+use crate::dli::connection::Connection;
 use crate::dli::{ClientOptions, DliClient};
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;

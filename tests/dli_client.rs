@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dli_stop_dev::sim::{AnswerShape, DliSim, Fault, Loss, Operation, Refusal, SimConfig};
-use dli_stop_operator::connection::{Auth, Connection, SecretValue};
+use dli_stop_operator::dli::connection::{Auth, Connection, SecretValue};
 use dli_stop_operator::dli::{
     ClientOptions, DliClient, DliError, JobStatus, OutcomeClass, StopAnswer, StopOutcome, classify,
 };

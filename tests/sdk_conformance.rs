@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dli_stop_dev::sim::{AnswerShape, DliSim, SimConfig};
 use dli_stop_dev::testenv::{go_build_command, go_build_outcome};
-use dli_stop_operator::connection::Connection;
+use dli_stop_operator::dli::connection::Connection;
 use dli_stop_operator::dli::{ClientOptions, DliClient};
 use serde::Deserialize;
 use serde_json::Value;

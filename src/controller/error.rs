@@ -1,7 +1,7 @@
 //! Errors of one reconcile. Each is retried by `error_policy` with a delay; none of them can
 //! lead to a second stop call, because every path to the call goes through a fresh claim.
 
-use super::connections::ConnectionProblem;
+use super::dli_access::ConnectionProblem;
 use crate::dli::DliError;
 
 #[derive(Debug, thiserror::Error)]

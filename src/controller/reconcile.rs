@@ -17,9 +17,9 @@ use tracing::{Instrument, info, info_span, warn};
 use super::Context;
 use super::adoption;
 use super::capped::cap_status;
-use super::connections::{ConnectionProblem, RequestConnection};
 use super::deadlines;
-use super::dli_calls::{self, CallOutcome};
+use super::dli_access::calls::{self as dli_calls, CallOutcome};
+use super::dli_access::clients::{ConnectionProblem, RequestConnection};
 use super::error::Error;
 use super::events;
 use super::held_answers::HeldAnswer;
@@ -850,7 +850,7 @@ mod tests {
             sim.add_running_jobs(&[7]);
             let endpoint = sim.endpoint();
             let project = sim.project_id();
-            let connection = crate::connection::Connection::from_env(|key| {
+            let connection = crate::dli::connection::Connection::from_env(|key| {
                 let value = match (key, &auth) {
                     ("DLI_ENDPOINT", _) | ("DLI_IAM_ENDPOINT", Auth::IamPassword) => {
                         endpoint.as_str()

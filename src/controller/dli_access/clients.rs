@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
-use super::job_scope::JobScope;
-use super::status::reason;
-use super::tenancy::{self, Tenancy};
 use crate::api::JobStopRequest;
-use crate::connection::Connection;
+use crate::controller::job_scope::JobScope;
+use crate::controller::status::reason;
+use crate::controller::tenancy::{self, Tenancy};
+use crate::dli::connection::Connection;
 use crate::dli::{ClientBuildError, ClientOptions, DliClient};
 use crate::egress::{self, EndpointPolicy};
 use crate::metrics::Metrics;
@@ -176,7 +176,7 @@ impl Connections {
         };
         let connection = Connection::from_secret_data(&data).map_err(|error| invalid(&error))?;
         let scope = JobScope::from_secret_data(&data).map_err(|error| invalid(&error))?;
-        egress::vet(policy, &connection)
+        egress::vet(policy, &connection.endpoints())
             .await
             .map_err(|refused| endpoint_not_allowed(&refused))?;
         let options = ClientOptions {
