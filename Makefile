@@ -4,7 +4,7 @@ CARGO ?= cargo
 CONTROL_PLANE_BUILD := tests/control-plane/build.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help control-plane build fmt fmt-check lint doc test test-unit crds helm-lint run demo bench chaos clean
+.PHONY: help control-plane build fmt fmt-check lint doc test test-unit crds helm-lint run demo bench chaos image clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,10 @@ chaos: control-plane ## Kill the operator at random under DLI faults and check o
 	$(SHIPPED_OPERATOR)
 	$(CARGO) build --release -p dli-stop-dev --bin dli-chaos
 	target/release/dli-chaos $(CHAOS_ARGS)
+
+image: ## The container image without a container daemon: an OCI layout and a `docker load` tarball in target/image/
+	$(SHIPPED_OPERATOR)
+	tools/image/build.sh target/release/dli-stop-operator target/image
 
 clean: ## Remove build output (the control-plane cache is kept; delete it by hand if needed)
 	$(CARGO) clean
