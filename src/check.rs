@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::dli::connection::{Auth, Connection};
 use crate::dli::{ClientOptions, DliClient, DliError};
+use crate::error_chain::ErrorChain;
 
 /// Where `check` takes its connection from.
 #[derive(Debug, clap::Args)]
@@ -34,7 +35,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     let client = match DliClient::new(connection, ClientOptions::default()) {
         Ok(client) => client,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", ErrorChain(&error));
             return ExitCode::FAILURE;
         }
     };

@@ -6,6 +6,7 @@ pub mod check;
 pub mod controller;
 pub mod dli;
 pub mod egress;
+pub mod error_chain;
 pub mod leader;
 pub mod metrics;
 pub mod run;

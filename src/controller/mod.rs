@@ -45,6 +45,7 @@ pub use tenancy::Tenancy;
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
+use crate::error_chain::ErrorChain;
 use crate::metrics::{Metrics, ReconcileResult};
 
 /// Requests per page when the watch lists them.
@@ -177,7 +178,7 @@ fn error_policy(request: Arc<JobStopRequest>, error: &Error, ctx: Arc<Context>) 
         kind = error.label(),
         failures,
         retry_in_secs = delay.as_secs(),
-        %error,
+        error = %ErrorChain(error),
         "reconcile failed; retrying"
     );
     Action::requeue(delay)

@@ -27,6 +27,7 @@ use super::plan::{self, Situation, Step};
 use super::status::{self as transition, JobObservation, JobVerdict, NotDeliveredReason};
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase};
 use crate::dli::{DliClient, DliError};
+use crate::error_chain::ErrorChain;
 use crate::metrics::ReconcileResult;
 
 /// How many job-detail calls one request makes at once.
@@ -314,7 +315,7 @@ async fn deliver(
                 Ok(None) => {}
                 Err(error) if tries >= RESULT_WRITE_TRIES => return Err(error),
                 Err(error) => {
-                    warn!(%error, "writing the stop call's result failed; trying again");
+                    warn!(error = %ErrorChain(&error), "writing the stop call's result failed; trying again");
                     tokio::time::sleep(result_write_pause(ctx, tries)).await;
                 }
             }
@@ -376,7 +377,7 @@ async fn write_held_answer(ctx: &Context, held: HeldAnswer) {
         Err(source) => Err(Error::StatusRead(source)),
     };
     if let Err(error) = written {
-        warn!(%error, "the stop call's answer is still to be written; trying again later");
+        warn!(error = %ErrorChain(&error), "the stop call's answer is still to be written; trying again later");
     }
 }
 
@@ -423,12 +424,12 @@ async fn resolve(
             if !plan::resolving_expired(attempt_at, Timestamp::now(), timeout) {
                 return Err(error);
             }
-            warn!(%error, "the jobs' states stayed unreadable; the outcome is unknown");
+            warn!(error = %ErrorChain(&error), "the jobs' states stayed unreadable; the outcome is unknown");
             deadlines::resolving_gave_up(
                 &old,
                 &request.spec,
                 generation,
-                &error.to_string(),
+                &ErrorChain(&error).to_string(),
                 timeout,
                 &now(),
             )
@@ -514,7 +515,7 @@ async fn confirm(
     let observations = match observed {
         Ok(observations) => observations,
         Err(error) if timed_out => {
-            warn!(%error, "cannot read the jobs' states; confirmation timed out");
+            warn!(error = %ErrorChain(&error), "cannot read the jobs' states; confirmation timed out");
             Vec::new()
         }
         Err(error) => return Err(error),

@@ -48,7 +48,7 @@ impl Default for ClientOptions {
 /// Why a client cannot be built from a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
-    #[error("caBundle: {0}")]
+    #[error("caBundle")]
     Tls(#[from] TlsError),
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),

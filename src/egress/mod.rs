@@ -138,7 +138,7 @@ pub async fn vet(
 enum Lookup {
     #[error(transparent)]
     Refused(EndpointRefused),
-    #[error("cannot resolve the name: {0}")]
+    #[error("cannot resolve the name")]
     Failed(#[source] std::io::Error),
 }
 

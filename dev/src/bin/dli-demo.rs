@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use dli_stop_dev::sim::{DliSim, SimConfig};
 use dli_stop_dev::testenv::ControlPlane;
+use dli_stop_operator::error_chain::ErrorChain;
 
 const ACCESS_KEY: &str = "DEMOACCESSKEY";
 const SECRET_KEY: &str = "demo-secret-key";
@@ -42,7 +43,9 @@ async fn demo(args: Args) -> Result<(), String> {
     // crds/ and examples/ live in the repository root, one level above this crate.
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     say("starting etcd and kube-apiserver");
-    let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
+    let cp = ControlPlane::start()
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?;
     say("installing the CRD from crds/");
     kubectl(&cp, &["apply", "-f", &path(&repo.join("crds"))], None).await?;
     kubectl(
@@ -64,7 +67,7 @@ async fn demo(args: Args) -> Result<(), String> {
         ..SimConfig::default()
     })
     .await
-    .map_err(|e| format!("the DLI stand-in cannot start: {e}"))?;
+    .map_err(|e| format!("the DLI stand-in cannot start: {}", ErrorChain(&e)))?;
     sim.add_ak_sk(ACCESS_KEY, SECRET_KEY);
     sim.add_running_jobs(&RUNNING_JOBS);
 

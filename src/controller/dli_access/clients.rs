@@ -17,6 +17,7 @@ use crate::controller::tenancy::{self, Tenancy};
 use crate::dli::connection::Connection;
 use crate::dli::{ClientBuildError, ClientOptions, DliClient};
 use crate::egress::{self, EndpointPolicy};
+use crate::error_chain::ErrorChain;
 use crate::metrics::Metrics;
 
 /// Why a request has no usable connection. Messages name keys and Secrets, never values.
@@ -33,7 +34,7 @@ pub enum ConnectionProblem {
         message: String,
     },
     /// The API server could not be asked; try again.
-    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    #[error("cannot read Secret {namespace}/{name}")]
     Unreachable {
         namespace: String,
         name: String,
@@ -188,7 +189,7 @@ impl Connections {
             Err(ClientBuildError::EndpointRefused(refused)) => {
                 return Err(endpoint_not_allowed(&refused));
             }
-            Err(error) => return Err(invalid(&error)),
+            Err(error) => return Err(invalid(&ErrorChain(&error))),
         };
         let connection = RequestConnection { dli, scope };
         self.lock_cache().insert(key, (version, connection.clone()));
