@@ -6,6 +6,9 @@
 # The binary links glibc (dynamically, like any default Rust build on Linux), so the runtime
 # is distroless "cc": glibc, libgcc, CA certificates and tzdata, no shell, no package manager.
 # Builder and runtime are both Debian 12 (bookworm), so the glibc versions match.
+#
+# Without Docker, `make image` assembles the same runtime files, user and settings
+# (tools/image/build.sh; tests/image.rs checks the settings against this file).
 
 ARG RUST_VERSION=1.95
 
