@@ -6,22 +6,26 @@
 # The binary links glibc (dynamically, like any default Rust build on Linux), so the runtime
 # is distroless "cc": glibc, libgcc, CA certificates and tzdata, no shell, no package manager.
 # Builder and runtime are both Debian 12 (bookworm), so the glibc versions match.
+#
+# Without Docker, `make image` assembles the same runtime files, user and settings
+# (tools/image/build.sh; tests/image.rs checks the settings against this file).
 
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-# tests/ is copied because Cargo.toml declares test targets that cargo resolves even when
-# it builds only the binary; crds/ and examples/ are small and read by tests only.
+# Only what the operator is built from: no tests, no crds/ (the CRD is generated from the
+# Rust types). Cargo loads every workspace member, so the development tools' manifest and
+# sources come along, though only the operator is compiled.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-COPY crds ./crds
-COPY tests ./tests
+COPY dev/Cargo.toml ./dev/
+COPY dev/src ./dev/src
 # The cache mounts keep the registry and compiled dependencies between builds; the binary
 # is copied out because the target/ mount does not persist into the image layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin dli-stop-operator \
+    cargo build --release --locked -p dli-stop-operator --bin dli-stop-operator \
  && install -D -m 0755 target/release/dli-stop-operator /out/dli-stop-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot

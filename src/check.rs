@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::connection::{Auth, Connection};
+use crate::dli::connection::{Auth, Connection};
 use crate::dli::{ClientOptions, DliClient, DliError};
+use crate::error_chain::ErrorChain;
 
 /// Where `check` takes its connection from.
 #[derive(Debug, clap::Args)]
@@ -34,7 +35,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     let client = match DliClient::new(connection, ClientOptions::default()) {
         Ok(client) => client,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", ErrorChain(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -411,8 +412,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::connection::SecretValue;
     use crate::dli::ErrorBody;
+    use crate::dli::connection::SecretValue;
 
     fn connection(auth: Auth) -> Connection {
         Connection {

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::error_chain::ErrorChain;
 use crate::metrics::Metrics;
 
 /// Leadership ends this long before the lease's expiry as seen by the local clock, to absorb
@@ -72,7 +73,7 @@ pub enum LeaderError {
     #[error("invalid leader election settings: {0}")]
     InvalidConfig(String),
     /// The Lease could not be read or created (RBAC, API server down, ...).
-    #[error("cannot use lease {namespace}/{name}: {source}")]
+    #[error("cannot use lease {namespace}/{name}")]
     Lease {
         /// Namespace of the lease.
         namespace: String,
@@ -341,7 +342,7 @@ impl Election {
                     backoff = Some(next.min(self.timing.renew_interval()));
                     tracing::warn!(
                         lease = %self.config.lease_name,
-                        %error,
+                        error = %ErrorChain(&error),
                         "leader lease call failed; retrying",
                     );
                 }
@@ -356,7 +357,7 @@ impl Election {
             }
             Ok(Err(error)) => tracing::warn!(
                 lease = %self.config.lease_name,
-                %error,
+                error = %ErrorChain(&error),
                 "could not release the leader lease; it expires by itself",
             ),
             Err(_) => tracing::warn!(
@@ -384,7 +385,7 @@ impl Election {
                 )
             })),
             Ok(Err(error)) => {
-                tracing::debug!(%error, "reading the leader lease back failed");
+                tracing::debug!(error = %ErrorChain(&error), "reading the leader lease back failed");
                 None
             }
             Err(_) => {

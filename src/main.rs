@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dli_stop_operator::controller::RunArgs;
+use dli_stop_operator::error_chain::ErrorChain;
 use dli_stop_operator::{api, check, preview, run, telemetry};
 
 /// Stops Data Lake Insight (DLI) Flink jobs declared as JobStopRequest resources.
@@ -33,8 +34,8 @@ async fn main() -> ExitCode {
             match run::run(*args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    tracing::error!(%error, "the operator stopped");
-                    eprintln!("error: {error}");
+                    tracing::error!(error = %ErrorChain(&error), "the operator stopped");
+                    eprintln!("error: {}", ErrorChain(&error));
                     ExitCode::FAILURE
                 }
             }

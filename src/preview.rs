@@ -11,9 +11,10 @@ use serde::Serialize;
 
 use crate::api::conditions::reason;
 use crate::api::{JobStopRequest, SkippedJob};
-use crate::connection::Connection;
 use crate::controller::selected;
+use crate::dli::connection::Connection;
 use crate::dli::{ClientOptions, DliClient};
+use crate::error_chain::ErrorChain;
 use crate::selection::{self, Selection};
 
 /// What to preview and where the operator's default connection lives.
@@ -49,7 +50,7 @@ pub enum PreviewError {
     MissingSecret(String),
     #[error("the connection from {source_name} is unusable: {reason}")]
     Connection { source_name: String, reason: String },
-    #[error("cannot list DLI jobs: {0}")]
+    #[error("cannot list DLI jobs")]
     List(#[source] crate::dli::DliError),
 }
 
@@ -164,7 +165,7 @@ pub async fn run(args: PreviewArgs) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", ErrorChain(&error));
             ExitCode::FAILURE
         }
     }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::connection::Connection;
 use crate::controller::{self, Context, DefaultConnection, RunArgs, Settings, Tenancy};
+use crate::dli::connection::Connection;
 use crate::dli::{ClientOptions, DliClient};
+use crate::error_chain::ErrorChain;
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
@@ -16,20 +17,18 @@ use crate::server::{self, Health};
 /// Why the operator could not start or keep running.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error(
-        "cannot reach the Kubernetes API (check KUBECONFIG or the in-cluster service account): {0}"
-    )]
+    #[error("cannot reach the Kubernetes API (check KUBECONFIG or the in-cluster service account)")]
     Kubernetes(#[source] kube::Error),
     #[error("the DLI_* environment variables do not make a valid connection: {0}")]
     EnvConnection(String),
-    #[error("cannot serve metrics and health on {addr}: {source}")]
+    #[error("cannot serve metrics and health on {addr}")]
     Server {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("leader election failed: {0}")]
-    Leader(String),
+    #[error("leader election failed")]
+    Leader(#[source] leader::LeaderError),
 }
 
 /// Installs the process-wide TLS crypto provider. kube and the DLI client both use rustls with
@@ -111,7 +110,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         };
         let (rx, handle) = leader::elect(client.clone(), config, metrics.clone())
             .await
-            .map_err(|e| RunError::Leader(e.to_string()))?;
+            .map_err(RunError::Leader)?;
         (rx, Some(handle))
     } else {
         metrics.set_leader(true);
@@ -156,9 +155,9 @@ fn default_connection(
 ) -> Result<DefaultConnection, RunError> {
     if std::env::var_os("DLI_ENDPOINT").is_some() {
         let connection = Connection::from_env(|key| std::env::var(key).ok())
-            .map_err(|e| RunError::EnvConnection(e.to_string()))?;
+            .map_err(|e| RunError::EnvConnection(ErrorChain(&e).to_string()))?;
         let client = DliClient::new(connection, options.clone())
-            .map_err(|e| RunError::EnvConnection(e.to_string()))?
+            .map_err(|e| RunError::EnvConnection(ErrorChain(&e).to_string()))?
             .with_metrics(metrics.clone());
         return Ok(DefaultConnection::Env(Arc::new(client)));
     }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use dli_stop_operator::harness::{chaos, world};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_dev::harness::{chaos, world};
+use dli_stop_dev::testenv::ControlPlane;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_operators_never_stop_a_generation_twice() {

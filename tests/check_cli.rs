@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use dli_stop_operator::sim::{DliSim, SimConfig};
+use dli_stop_dev::sim::{DliSim, SimConfig};
 use jiff::SignedDuration;
 
 const AK: &str = "CHECKACCESSKEY";
@@ -219,11 +219,10 @@ async fn a_refused_connection_is_diagnosed() {
 }
 
 /// `check --secret NAMESPACE/NAME` against a real Kubernetes API.
-#[cfg(feature = "testenv")]
 mod from_a_secret {
     use std::collections::BTreeMap;
 
-    use dli_stop_operator::testenv::ControlPlane;
+    use dli_stop_dev::testenv::ControlPlane;
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::{Api, ObjectMeta, PostParams};
 

@@ -9,7 +9,7 @@
 
 use std::process::Output;
 
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_dev::testenv::ControlPlane;
 
 const OPERATOR: &str = "system:serviceaccount:dli-stop-operator:dli-stop-operator";
 const JSR: &str = "jobstoprequests.dli.stop-operator.io";

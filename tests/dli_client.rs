@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use dli_stop_operator::connection::{Auth, Connection, SecretValue};
+use dli_stop_dev::sim::{AnswerShape, DliSim, Fault, Loss, Operation, Refusal, SimConfig};
+use dli_stop_operator::dli::connection::{Auth, Connection, SecretValue};
 use dli_stop_operator::dli::{
     ClientOptions, DliClient, DliError, JobStatus, OutcomeClass, StopAnswer, StopOutcome, classify,
 };
-use dli_stop_operator::sim::{AnswerShape, DliSim, Fault, Loss, Operation, Refusal, SimConfig};
 
 const AK: &str = "TESTACCESSKEY";
 const SK: &str = "test-secret-key";

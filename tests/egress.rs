@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dli_stop_operator::connection::{Auth, Connection, SecretValue};
+use dli_stop_operator::dli::connection::{Auth, Connection, SecretValue};
 use dli_stop_operator::dli::{ClientBuildError, ClientOptions, DliClient, DliError};
 use dli_stop_operator::egress::{EndpointPolicy, SpecialRange};
 use tokio::net::TcpListener;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use dli_stop_operator::testenv::{ControlPlane, helm_binary};
+use dli_stop_dev::testenv::{ControlPlane, helm_binary};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use dli_stop_dev::testenv::ControlPlane;
 use dli_stop_operator::leader::{LeaderConfig, LeaderHandle, elect};
 use dli_stop_operator::metrics::Metrics;
-use dli_stop_operator::testenv::ControlPlane;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};

@@ -7,9 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dli_stop_dev::sim::{DliSim, SimConfig};
+use dli_stop_dev::testenv::ControlPlane;
 use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
-use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::ControlPlane;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;

@@ -10,10 +10,10 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use dli_stop_operator::connection::Connection;
+use dli_stop_dev::sim::{AnswerShape, DliSim, SimConfig};
+use dli_stop_dev::testenv::{go_build_command, go_build_outcome};
+use dli_stop_operator::dli::connection::Connection;
 use dli_stop_operator::dli::{ClientOptions, DliClient};
-use dli_stop_operator::sim::{AnswerShape, DliSim, SimConfig};
-use dli_stop_operator::testenv::{go_build_command, go_build_outcome};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};

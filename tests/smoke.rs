@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dli_stop_operator::testenv::{ControlPlane, wait_for};
+use dli_stop_dev::testenv::{ControlPlane, wait_for};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

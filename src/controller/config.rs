@@ -1,9 +1,10 @@
 //! Flags of `dli-stop-operator run`; every flag can also come from the environment.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tenancy::{DefaultConnectionNamespaces, parse_namespaces};
+use super::tenancy::{DefaultConnectionNamespaces, Tenancy, parse_namespaces};
 use crate::telemetry::LogFormat;
 
 /// Parses a flag's duration: a bare number is whole seconds (`30`), anything else is read by
@@ -107,6 +108,20 @@ pub struct RunArgs {
     /// Name of this replica, for the Lease and the claims it writes.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+}
+
+// Here rather than in `tenancy`, so the flags depend on the tenancy rules and not both ways.
+impl Tenancy {
+    pub fn from_args(args: &RunArgs) -> Tenancy {
+        Tenancy {
+            operator_namespace: args.operator_namespace.clone(),
+            default_connection_namespaces: args
+                .default_connection_namespaces
+                .clone()
+                .unwrap_or_else(|| DefaultConnectionNamespaces::Only(BTreeSet::new())),
+            allow_private_endpoints: args.allow_private_endpoints,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,19 @@
 //! Errors of one reconcile. Each is retried by `error_policy` with a delay; none of them can
 //! lead to a second stop call, because every path to the call goes through a fresh claim.
+//! Messages leave the cause to the chain, which the error policy logs whole.
 
-use super::connections::ConnectionProblem;
+use super::dli_access::ConnectionProblem;
 use crate::dli::DliError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot write the request's status: {0}")]
+    #[error("cannot write the request's status")]
     StatusWrite(#[source] kube::Error),
 
-    #[error("cannot read the request back: {0}")]
+    #[error("cannot read the request back")]
     StatusRead(#[source] kube::Error),
 
-    #[error("cannot delete the expired request: {0}")]
+    #[error("cannot delete the expired request")]
     Delete(#[source] kube::Error),
 
     #[error(
@@ -20,10 +21,10 @@ pub enum Error {
     )]
     ClaimLost,
 
-    #[error("no usable DLI connection: {0}")]
+    #[error("no usable DLI connection")]
     Connection(#[source] ConnectionProblem),
 
-    #[error("cannot read the jobs' states from DLI: {0}")]
+    #[error("cannot read the jobs' states from DLI")]
     JobDetail(#[source] DliError),
 }
 

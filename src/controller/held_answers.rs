@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::dli_calls::CallOutcome;
+use super::dli_access::CallOutcome;
 use super::status as transition;
 use crate::api::{JobStopRequest, JobStopRequestSpec, JobStopRequestStatus, SubmissionState};
 

@@ -4,12 +4,11 @@ mod adoption;
 mod cache;
 mod capped;
 pub mod config;
-mod connections;
 mod deadlines;
-mod dli_calls;
+mod dli_access;
 pub mod error;
 mod error_streaks;
-pub(crate) mod events;
+pub mod events;
 mod guard;
 mod held_answers;
 mod job_scope;
@@ -35,8 +34,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use cache::SettledRequests;
 pub use config::RunArgs;
-use connections::Connections;
-pub use connections::DefaultConnection;
+use dli_access::Connections;
+pub use dli_access::DefaultConnection;
 pub use error::Error;
 use error_streaks::ErrorStreaks;
 use events::{Announcer, Transition};
@@ -47,6 +46,7 @@ pub use tenancy::Tenancy;
 
 use crate::api::{JobStopRequest, Phase};
 use crate::dli::ClientOptions;
+use crate::error_chain::ErrorChain;
 use crate::metrics::{Metrics, ReconcileResult};
 
 /// Requests per page when the watch lists them.
@@ -179,7 +179,7 @@ fn error_policy(request: Arc<JobStopRequest>, error: &Error, ctx: Arc<Context>) 
         kind = error.label(),
         failures,
         retry_in_secs = delay.as_secs(),
-        %error,
+        error = %ErrorChain(error),
         "reconcile failed; retrying"
     );
     Action::requeue(delay)

@@ -17,9 +17,9 @@ use tracing::{Instrument, info, info_span, warn};
 use super::Context;
 use super::adoption;
 use super::capped::cap_status;
-use super::connections::{ConnectionProblem, RequestConnection};
 use super::deadlines;
-use super::dli_calls::{self, CallOutcome};
+use super::dli_access::calls::{self as dli_calls, CallOutcome};
+use super::dli_access::clients::{ConnectionProblem, RequestConnection};
 use super::error::Error;
 use super::events;
 use super::held_answers::HeldAnswer;
@@ -29,6 +29,7 @@ use super::status::{self as transition, CallJob, JobObservation, JobVerdict, Not
 use crate::api::conditions::reason;
 use crate::api::{JobStopRequest, JobStopRequestStatus, Phase};
 use crate::dli::{DliClient, DliError};
+use crate::error_chain::ErrorChain;
 use crate::metrics::ReconcileResult;
 use crate::selection::{self, Selection};
 
@@ -333,15 +334,17 @@ async fn record_unsent_try(
     let attempt = tried.submission.as_ref().map_or(1, |s| s.attempts);
     let (error, message) = match unsent {
         UnsentTry::NoCredential(error) => {
-            warn!(attempts = attempt, %error, "no credential for the stop call; it was not sent");
-            (error, error.to_string())
+            let message = ErrorChain(error).to_string();
+            warn!(attempts = attempt, error = %message, "no credential for the stop call; it was not sent");
+            (error, message)
         }
         UnsentTry::JobsNotListed(error) => {
-            warn!(attempts = attempt, %error, "listing the jobs of spec.jobSelector failed; the stop was not sent");
-            (
-                error,
-                format!("listing the jobs of spec.jobSelector failed: {error}"),
-            )
+            let message = format!(
+                "listing the jobs of spec.jobSelector failed: {}",
+                ErrorChain(error)
+            );
+            warn!(attempts = attempt, error = %message, "the stop was not sent");
+            (error, message)
         }
     };
     let delay = next_try_in(ctx, request, &tried, attempt, error.retry_after());
@@ -388,7 +391,7 @@ async fn deliver(
                 Ok(None) => {}
                 Err(error) if tries >= RESULT_WRITE_TRIES => return Err(error),
                 Err(error) => {
-                    warn!(%error, "writing the stop call's result failed; trying again");
+                    warn!(error = %ErrorChain(&error), "writing the stop call's result failed; trying again");
                     tokio::time::sleep(result_write_pause(ctx, tries)).await;
                 }
             }
@@ -450,7 +453,7 @@ async fn write_held_answer(ctx: &Context, held: HeldAnswer) {
         Err(source) => Err(Error::StatusRead(source)),
     };
     if let Err(error) = written {
-        warn!(%error, "the stop call's answer is still to be written; trying again later");
+        warn!(error = %ErrorChain(&error), "the stop call's answer is still to be written; trying again later");
     }
 }
 
@@ -500,12 +503,12 @@ async fn resolve(
             if !plan::resolving_expired(attempt_at, Timestamp::now(), timeout) {
                 return Err(error);
             }
-            warn!(%error, "the jobs' states stayed unreadable; the outcome is unknown");
+            warn!(error = %ErrorChain(&error), "the jobs' states stayed unreadable; the outcome is unknown");
             deadlines::resolving_gave_up(
                 &old,
                 &request.spec,
                 generation,
-                &error.to_string(),
+                &ErrorChain(&error).to_string(),
                 timeout,
                 &now(),
             )
@@ -581,7 +584,7 @@ async fn confirm(
     let observations = match observed {
         Ok(observations) => observations,
         Err(error) if timed_out => {
-            warn!(%error, "cannot read the jobs' states; confirmation timed out");
+            warn!(error = %ErrorChain(&error), "cannot read the jobs' states; confirmation timed out");
             Vec::new()
         }
         Err(error) => return Err(error),
@@ -848,7 +851,7 @@ mod tests {
     use crate::controller::{DefaultConnection, Settings, Tenancy};
     use crate::dli::ClientOptions;
     use crate::metrics::Metrics;
-    use crate::sim::{DliSim, Fault, Operation, Refusal, SimConfig};
+    use dli_stop_dev::sim::{DliSim, Fault, Operation, Refusal, SimConfig};
 
     #[test]
     fn a_reconcile_that_asks_to_come_back_counts_as_a_requeue() {
@@ -911,7 +914,7 @@ mod tests {
             sim.add_running_jobs(&[7]);
             let endpoint = sim.endpoint();
             let project = sim.project_id();
-            let connection = crate::connection::Connection::from_env(|key| {
+            let connection = crate::dli::connection::Connection::from_env(|key| {
                 let value = match (key, &auth) {
                     ("DLI_ENDPOINT", _) | ("DLI_IAM_ENDPOINT", Auth::IamPassword) => {
                         endpoint.as_str()

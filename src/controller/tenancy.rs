@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use super::config::RunArgs;
 use crate::egress::EndpointPolicy;
 
 /// The value of `--default-connection-namespaces`.
@@ -61,17 +60,6 @@ pub struct Tenancy {
 }
 
 impl Tenancy {
-    pub fn from_args(args: &RunArgs) -> Tenancy {
-        Tenancy {
-            operator_namespace: args.operator_namespace.clone(),
-            default_connection_namespaces: args
-                .default_connection_namespaces
-                .clone()
-                .unwrap_or_else(|| DefaultConnectionNamespaces::Only(BTreeSet::new())),
-            allow_private_endpoints: args.allow_private_endpoints,
-        }
-    }
-
     /// Whether requests in `namespace` may use the default connection.
     pub fn may_use_default_connection(&self, namespace: &str) -> bool {
         namespace == self.operator_namespace

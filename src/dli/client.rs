@@ -3,21 +3,22 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 use reqwest::Url;
 
+use super::connection::{Auth, Connection, SecretValue};
 use super::error::{DliError, redact};
-use super::mapping::{JobAnswer, map_answer};
-use super::outcome::{parse_http_date, parse_retry_after};
+use super::mapping::{StopAnswer, map_answer};
 use super::signer::{self, SigningRequest};
 use super::tls::{self, TlsError};
 use super::token::TokenProvider;
-use super::wire::{
-    AnswerElement, ErrorBody, JobDetail, JobDetailBody, JobListBody, StopAnswerBody,
-    StopRequestBody,
+use super::transport::{
+    ReadError, Transfer, parse_http_date, parse_retry_after, read_capped, transport_detail,
 };
-use crate::connection::{Auth, Connection, SecretValue};
+use super::wire::{
+    ErrorBody, JobDetail, JobDetailBody, JobListBody, StopAnswerBody, StopRequestBody,
+};
 use crate::egress::{self, EndpointPolicy, EndpointRefused};
 use crate::metrics::Metrics;
 
@@ -47,23 +48,12 @@ impl Default for ClientOptions {
 /// Why a client cannot be built from a connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
-    #[error("caBundle: {0}")]
+    #[error("caBundle")]
     Tls(#[from] TlsError),
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),
     #[error(transparent)]
     EndpointRefused(#[from] EndpointRefused),
-}
-
-/// What DLI answered to a batch stop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopAnswer {
-    /// The raw answer elements, for audit.
-    pub elements: Vec<AnswerElement>,
-    /// Per job, in the order sent (see [`map_answer`]).
-    pub jobs: Vec<JobAnswer>,
-    pub request_id: Option<String>,
-    pub http_status: u16,
 }
 
 /// The list filters DLI offers that a selector uses; `None` leaves a filter out.
@@ -87,12 +77,6 @@ pub struct JobList {
 #[derive(Debug)]
 pub struct Credential {
     token: Option<SecretValue>,
-}
-
-/// The HTTP client and the limits it reads answers with, shared with the token provider.
-pub(super) struct Transfer<'a> {
-    pub http: &'a reqwest::Client,
-    pub max_response_bytes: usize,
 }
 
 /// A complete answer, before its body is interpreted.
@@ -142,7 +126,7 @@ impl DliClient {
             // A redirect would resend the signed request somewhere else.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT);
-        let http = egress::guard(builder, options.endpoint_policy, &connection)?
+        let http = egress::guard(builder, options.endpoint_policy, &connection.endpoints())?
             .build()
             .map_err(|error| ClientBuildError::Http(error.to_string()))?;
         if connection.uses_plain_http() {
@@ -625,72 +609,6 @@ pub(crate) fn cap_chars(text: &str, max: usize) -> String {
         Some((cut, _)) => format!("{}... [cut]", &text[..cut]),
         None => text.to_owned(),
     }
-}
-
-pub(super) enum ReadError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::TooLarge => f.write_str("the answer is too large"),
-            ReadError::Transport(error) => f.write_str(&transport_detail(error).0),
-        }
-    }
-}
-
-/// Reads the body, refusing it as soon as it passes `limit` bytes.
-pub(super) async fn read_capped(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Bytes, ReadError> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit as u64)
-    {
-        return Err(ReadError::TooLarge);
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
-        if body.len() + chunk.len() > limit {
-            return Err(ReadError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// The whole cause chain in one line (reqwest's own message hides the cause), and the TLS
-/// error in it, if any.
-pub(super) fn transport_detail(error: &reqwest::Error) -> (String, Option<String>) {
-    let mut parts = vec![error.to_string()];
-    let mut tls = None;
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        if let Some(rustls_error) = rustls_error(cause) {
-            tls = Some(rustls_error.to_string());
-        }
-        source = cause.source();
-    }
-    (parts.join(": "), tls)
-}
-
-/// rustls errors hide inside (possibly nested) `std::io::Error`s, whose `source()` skips the
-/// payload.
-fn rustls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(found) = cause.downcast_ref::<rustls::Error>() {
-        return Some(found);
-    }
-    cause
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-        .and_then(|inner| rustls_error(inner))
 }
 
 #[cfg(test)]

@@ -1,6 +1,17 @@
-//! Pure rules that turn DLI's answers into per-job facts.
+//! DLI's answer to a batch stop, and the pure rules that turn it into per-job facts.
 
 use super::wire::{AnswerElement, JobStatus};
+
+/// What DLI answered to a batch stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopAnswer {
+    /// The raw answer elements, for audit.
+    pub elements: Vec<AnswerElement>,
+    /// Per job, in the order sent (see [`map_answer`]).
+    pub jobs: Vec<JobAnswer>,
+    pub request_id: Option<String>,
+    pub http_status: u16,
+}
 
 /// What the batch-stop answer says about one job. `None` fields: the answer did not say
 /// (the element count matched neither the job count nor one), so only the job-detail API can.

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::client::StopAnswer;
 use super::error::DliError;
+use super::mapping::StopAnswer;
 use super::wire::ErrorBody;
 
 /// How a failed call counts.
@@ -115,24 +115,6 @@ impl DliError {
             _ => None,
         }
     }
-}
-
-/// Reads `Retry-After`: delay-seconds or an HTTP date (RFC 9110 section 10.2.3). A date in
-/// the past means "now".
-pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = parse_http_date(value)?;
-    Some(now.duration_until(at).try_into().unwrap_or(Duration::ZERO))
-}
-
-/// Reads an HTTP date such as `Sun, 06 Nov 1994 08:49:37 GMT` (the `Date` header).
-pub fn parse_http_date(value: &str) -> Option<jiff::Timestamp> {
-    jiff::fmt::rfc2822::parse(value.trim())
-        .ok()
-        .map(|zoned| zoned.timestamp())
 }
 
 #[cfg(test)]
@@ -287,21 +269,5 @@ mod tests {
             classify(Err(api(500, "DLI.0999"))),
             StopOutcome::Ambiguous(_)
         ));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now: jiff::Timestamp = "2024-01-01T00:00:00Z".parse().expect("timestamp");
-        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("Mon, 01 Jan 2024 00:00:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 31 Dec 2023 23:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-1", now), None);
     }
 }

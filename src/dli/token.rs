@@ -7,10 +7,10 @@ use reqwest::Url;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::client::{Transfer, read_capped, transport_detail};
+use super::connection::SecretValue;
 use super::error::DliError;
+use super::transport::{Transfer, read_capped, transport_detail};
 use super::wire::{IamErrorBody, TokenBody};
-use crate::connection::SecretValue;
 use crate::metrics::{DliOperation, Metrics};
 
 /// Refresh at the latest this long before expiry (tokens live 24 h).

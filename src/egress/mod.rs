@@ -19,7 +19,6 @@ use std::net::{IpAddr, SocketAddr};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::connection::{Auth, Connection};
 pub use ranges::{SpecialRange, special_range};
 
 /// Which addresses a DLI client may connect to.
@@ -59,15 +58,6 @@ impl EndpointRefused {
     }
 }
 
-/// The URLs a connection connects to, with the key that names each.
-fn endpoints(connection: &Connection) -> Vec<(&'static str, &Url)> {
-    let mut endpoints = vec![("endpoint", &connection.endpoint)];
-    if let Auth::IamPassword { iam_endpoint, .. } = &connection.auth {
-        endpoints.push(("iamEndpoint", iam_endpoint));
-    }
-    endpoints
-}
-
 /// The address of a literal IP host (`https://10.0.0.1/`, `http://[::1]:80/`), if it is one.
 /// The URL parser writes every IPv4 spelling (`0x7f.1`, `2130706433`) as a dotted quad and
 /// IPv6 in brackets, so parsing its host text finds every literal.
@@ -92,18 +82,19 @@ fn refuse(key: Option<&'static str>, host: &str, address: IpAddr) -> Result<(), 
     }
 }
 
-/// Makes `builder` follow `policy` for `connection`: under [`EndpointPolicy::PublicOnly`] a
-/// literal special address is refused here, and names are resolved by a resolver that refuses
-/// special answers. Called where the DLI client is built.
+/// Makes `builder` follow `policy` for a connection's `endpoints` (from
+/// [`Connection::endpoints`](crate::dli::connection::Connection::endpoints)): under
+/// [`EndpointPolicy::PublicOnly`] a literal special address is refused here, and names are
+/// resolved by a resolver that refuses special answers. Called where the DLI client is built.
 pub fn guard(
     builder: reqwest::ClientBuilder,
     policy: EndpointPolicy,
-    connection: &Connection,
+    endpoints: &[(&'static str, &Url)],
 ) -> Result<reqwest::ClientBuilder, EndpointRefused> {
     match policy {
         EndpointPolicy::AnyAddress => Ok(builder),
         EndpointPolicy::PublicOnly => {
-            for (key, url) in endpoints(connection) {
+            for &(key, url) in endpoints {
                 if let Some(address) = literal_address(url) {
                     refuse(Some(key), &address.to_string(), address)?;
                 }
@@ -113,15 +104,18 @@ pub fn guard(
     }
 }
 
-/// Checks a connection's endpoints before any client is built for it, so a refused endpoint
+/// Checks a connection's `endpoints` before any client is built for it, so a refused endpoint
 /// is reported as such instead of as a failed call. A name that does not resolve passes: the
 /// call reports that in its own words. The resolver of the built client checks again at
 /// connect time; this check only explains early.
-pub async fn vet(policy: EndpointPolicy, connection: &Connection) -> Result<(), EndpointRefused> {
+pub async fn vet(
+    policy: EndpointPolicy,
+    endpoints: &[(&'static str, &Url)],
+) -> Result<(), EndpointRefused> {
     if policy == EndpointPolicy::AnyAddress {
         return Ok(());
     }
-    for (key, url) in endpoints(connection) {
+    for &(key, url) in endpoints {
         match (literal_address(url), url.host_str()) {
             (Some(address), _) => refuse(Some(key), &address.to_string(), address)?,
             (None, Some(host)) => match public_addresses(host).await {
@@ -144,7 +138,7 @@ pub async fn vet(policy: EndpointPolicy, connection: &Connection) -> Result<(), 
 enum Lookup {
     #[error(transparent)]
     Refused(EndpointRefused),
-    #[error("cannot resolve the name: {0}")]
+    #[error("cannot resolve the name")]
     Failed(#[source] std::io::Error),
 }
 
@@ -178,7 +172,7 @@ impl Resolve for PublicOnlyResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::SecretValue;
+    use crate::dli::connection::{Auth, Connection, SecretValue};
 
     fn connection(endpoint: &str, iam: Option<&str>) -> Connection {
         let auth = match iam {
@@ -202,7 +196,7 @@ mod tests {
         guard(
             reqwest::Client::builder(),
             EndpointPolicy::PublicOnly,
-            connection,
+            &connection.endpoints(),
         )
         .map(drop)
     }
@@ -244,7 +238,7 @@ mod tests {
             guard(
                 reqwest::Client::builder(),
                 EndpointPolicy::AnyAddress,
-                &loopback
+                &loopback.endpoints()
             )
             .is_ok()
         );
@@ -270,7 +264,7 @@ mod tests {
     async fn vetting_resolves_names_and_checks_every_answer() {
         let refused = vet(
             EndpointPolicy::PublicOnly,
-            &connection("http://localhost:9", None),
+            &connection("http://localhost:9", None).endpoints(),
         )
         .await
         .expect_err("localhost is loopback");
@@ -280,7 +274,7 @@ mod tests {
         assert!(
             vet(
                 EndpointPolicy::AnyAddress,
-                &connection("http://localhost:9", None)
+                &connection("http://localhost:9", None).endpoints()
             )
             .await
             .is_ok()

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use dli_stop_operator::testenv::{go_build_command, go_build_outcome};
+use dli_stop_dev::testenv::{go_build_command, go_build_outcome};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
+use dli_stop_dev::sim::{Fault, Loss, Operation, StopOutcome};
 use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
-use dli_stop_operator::sim::{Fault, Loss, Operation, StopOutcome};
 use kube::Api;
 
 use super::consumers;

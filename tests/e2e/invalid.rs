@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use dli_stop_dev::sim::{DliSim, SimConfig};
+use dli_stop_dev::testenv::ControlPlane;
 use dli_stop_operator::api::Phase;
-use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::ControlPlane;
 use kube::Api;
 use serde_json::Value;
 

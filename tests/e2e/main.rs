@@ -11,8 +11,8 @@ mod tenancy;
 
 use std::time::Duration;
 
+use dli_stop_dev::sim::{AnswerShape, Fault, Loss, Operation, Refusal, StopOutcome};
 use dli_stop_operator::api::{MAX_JOB_IDS, Phase, SubmissionState, conditions};
-use dli_stop_operator::sim::{AnswerShape, Fault, Loss, Operation, Refusal, StopOutcome};
 use support::{Env, SECRET_KEY};
 
 fn request(name: &str, ids: &[i64], extra: &str) -> String {

@@ -2,8 +2,8 @@
 //! inside the claim, exact names despite DLI's loose name filter, paged queues, the
 //! generations that end without a call, and `preview` showing what the operator then stops.
 
+use dli_stop_dev::sim::{Fault, Operation, Refusal};
 use dli_stop_operator::api::{JobStopRequest, Phase, SubmissionState, conditions};
-use dli_stop_operator::sim::{Fault, Operation, Refusal};
 
 use crate::support::{self, Env};
 

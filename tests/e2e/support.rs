@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use dli_stop_dev::sim::{DliSim, SimConfig};
+use dli_stop_dev::testenv::ControlPlane;
 use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
-use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::ControlPlane;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -244,7 +244,7 @@ impl Operator {
     /// short enough for tests. `namespace` is the operator's own, so it may use the default
     /// connection; its connection Secrets may point at the stand-in on loopback.
     pub async fn start(cp: &ControlPlane, namespace: &str, sim: &DliSim) -> Operator {
-        let port = dli_stop_operator::harness::process::free_port().expect("a free port");
+        let port = dli_stop_dev::harness::process::free_port().expect("a free port");
         let metrics_addr = format!("127.0.0.1:{port}");
         let mut args = vec![
             "--namespace",

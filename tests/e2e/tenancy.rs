@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dli_stop_dev::sim::{DliSim, SimConfig};
+use dli_stop_dev::testenv::{ControlPlane, cache_dir};
 use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
-use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::{ControlPlane, cache_dir};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 

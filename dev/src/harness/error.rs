@@ -5,17 +5,17 @@ use std::path::PathBuf;
 /// Why a harness run could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("the local control plane is not usable: {0}")]
+    #[error("the local control plane is not usable")]
     ControlPlane(#[from] crate::testenv::TestEnvError),
-    #[error("the Kubernetes API refused to {what}: {source}")]
+    #[error("the Kubernetes API refused to {what}")]
     Kubernetes {
         what: String,
         #[source]
         source: kube::Error,
     },
-    #[error("the DLI stand-in cannot start: {0}")]
+    #[error("the DLI stand-in cannot start")]
     StandIn(#[source] std::io::Error),
-    #[error("cannot {what} the operator process ({binary}): {source}")]
+    #[error("cannot {what} the operator process ({binary})")]
     Operator {
         what: &'static str,
         binary: PathBuf,
@@ -28,7 +28,7 @@ pub enum HarnessError {
     ApiServerUrl(String),
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         #[source]

@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn version_matches_what_the_build_script_builds() {
-        let go_mod = include_str!("../../tests/control-plane/go.mod");
+        let go_mod = include_str!("../../../tests/control-plane/go.mod");
         let pinned = format!("k8s.io/kubernetes {KUBERNETES_VERSION}");
         assert!(
             go_mod.lines().any(|l| l.trim().starts_with(&pinned)),

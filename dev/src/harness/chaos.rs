@@ -19,9 +19,9 @@ use super::process::{OperatorProcess, free_port};
 use super::relay::Relay;
 use super::rng::SeededRng;
 use super::world::{self, Login, OperatorOptions};
-use crate::api::{JobStopRequest, Phase};
 use crate::sim::{DliSim, Fault, Loss, Operation, RandomFaults, Refusal, SimConfig};
 use crate::testenv::ControlPlane;
+use dli_stop_operator::api::{JobStopRequest, Phase};
 
 /// How hard to shake the operator.
 #[derive(Debug, Clone, Serialize)]
@@ -316,7 +316,7 @@ fn say(line: &str) {
 
 /// Runs one chaos round on `cp` (CRD installed) and checks the invariants.
 pub async fn run(cp: &ControlPlane, config: ChaosConfig) -> Result<ChaosReport, HarnessError> {
-    crate::run::install_crypto_provider();
+    dli_stop_operator::run::install_crypto_provider();
     let started = Instant::now();
     let mut rng = SeededRng::new(config.seed);
     let timeline = plan(&config, &mut rng);

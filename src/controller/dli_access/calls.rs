@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::status::{JobObservation, NotDeliveredReason};
 use crate::api::RequestError;
+use crate::controller::status::{JobObservation, NotDeliveredReason};
 use crate::dli::{Credential, DliClient, DliError, StopAnswer, StopOutcome, classify};
 use crate::metrics::{DliOperation, Metrics};
 

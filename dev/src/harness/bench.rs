@@ -17,12 +17,12 @@ use super::process::{self, OperatorProcess, Usage, free_port};
 use super::ready::ReadyTracker;
 use super::stats::{self, Latencies};
 use super::world::{self, ApiServerFigures, OperatorOptions};
-use crate::api::{JobStopRequest, JobStopRequestStatus};
-use crate::controller::events;
-use crate::controller::status as transition;
-use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
 use crate::sim::DliSim;
 use crate::testenv::ControlPlane;
+use dli_stop_operator::api::{JobStopRequest, JobStopRequestStatus};
+use dli_stop_operator::controller::events;
+use dli_stop_operator::controller::status as transition;
+use dli_stop_operator::dli::{AnswerElement, JobAnswer, StopAnswer};
 
 /// The resources whose API calls a run counts.
 const COUNTED_RESOURCES: [&str; 3] = ["jobstoprequests", "events", "leases"];
@@ -176,7 +176,7 @@ pub async fn run(
     control_plane_starts: &[Duration],
     config: BenchConfig,
 ) -> Result<BenchReport, HarnessError> {
-    crate::run::install_crypto_provider();
+    dli_stop_operator::run::install_crypto_provider();
     let started_at = jiff::Timestamp::now().to_string();
     let load_before = load_average();
     let mut problems = Vec::new();
@@ -909,7 +909,7 @@ pub fn write_json(report: &BenchReport, dir: &std::path::Path) -> Result<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Phase;
+    use dli_stop_operator::api::Phase;
 
     #[test]
     fn the_floor_writes_the_statuses_the_operator_writes() {

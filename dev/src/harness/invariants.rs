@@ -6,11 +6,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::api::conditions::reason;
-use crate::api::conditions::{self, READY};
-use crate::api::{JobStopRequestStatus, Phase, SubmissionState};
-use crate::controller::status::classify_job_state;
-use crate::dli::JobStateClass;
+use dli_stop_operator::api::conditions::{self, READY, reason};
+use dli_stop_operator::api::{JobStopRequestStatus, Phase, SubmissionState};
+use dli_stop_operator::controller::status::classify_job_state;
+use dli_stop_operator::dli::JobStateClass;
 
 /// One request as the API server has it at the end of a run.
 #[derive(Debug, Clone)]
@@ -301,7 +300,7 @@ fn check_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::JobResult;
+    use dli_stop_operator::api::JobResult;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     fn observed(name: &str, jobs: &[i64], phase: Phase, reason: &str) -> Observed {
@@ -475,10 +474,10 @@ mod tests {
     fn an_answer_logged_but_not_recorded_is_lost() {
         let mut answered = observed("a", &[1], Phase::Succeeded, "JobsStopped");
         if let Some(status) = answered.status.as_mut() {
-            status.submission = Some(crate::api::Submission {
+            status.submission = Some(dli_stop_operator::api::Submission {
                 generation: 1,
                 state: SubmissionState::Answered,
-                ..crate::api::Submission::default()
+                ..dli_stop_operator::api::Submission::default()
             });
         }
         let mut resolved = answered.clone();

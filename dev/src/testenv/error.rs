@@ -19,11 +19,11 @@ pub enum TestEnvError {
     MonitoringCrdsMissing { dir: PathBuf },
     #[error("no vendored etcd for this platform ({0}): set TEST_ASSET_ETCD or KUBEBUILDER_ASSETS")]
     EtcdUnsupported(String),
-    #[error("could not make the test certificates: {0}")]
+    #[error("could not make the test certificates")]
     Certificates(#[from] rcgen::Error),
     #[error("a client certificate carries at most two groups, got {0}")]
     TooManyGroups(usize),
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}")]
     Io {
         action: String,
         #[source]
@@ -42,13 +42,13 @@ pub enum TestEnvError {
         last_problem: String,
         log_tail: String,
     },
-    #[error("invalid kubeconfig: {0}")]
+    #[error("invalid kubeconfig")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
-    #[error("could not write kubeconfig: {0}")]
+    #[error("could not write kubeconfig")]
     KubeconfigYaml(#[from] serde_saphyr::SerializeError),
-    #[error("USE_EXISTING_CLUSTER=true but no usable kubeconfig: {0}")]
+    #[error("USE_EXISTING_CLUSTER=true but no usable kubeconfig")]
     ExistingCluster(#[from] kube::config::InferConfigError),
-    #[error("Kubernetes API call failed: {0}")]
+    #[error("Kubernetes API call failed")]
     Api(#[from] kube::Error),
     #[error("`kubectl {args}` failed ({status}): {stderr}")]
     Kubectl {
@@ -60,7 +60,7 @@ pub enum TestEnvError {
     GoBuild { module: PathBuf, stderr: String },
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },
-    #[error("watch failed while waiting for {what}: {source}")]
+    #[error("watch failed while waiting for {what}")]
     Watch {
         what: String,
         #[source]

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::sim::{DliSim, SimConfig};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_dev::sim::{DliSim, SimConfig};
+use dli_stop_dev::testenv::ControlPlane;
+use dli_stop_operator::error_chain::ErrorChain;
 
 const ACCESS_KEY: &str = "DEMOACCESSKEY";
 const SECRET_KEY: &str = "demo-secret-key";
@@ -39,9 +40,12 @@ async fn main() -> ExitCode {
 
 async fn demo(args: Args) -> Result<(), String> {
     dli_stop_operator::run::install_crypto_provider();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // crds/ and examples/ live in the repository root, one level above this crate.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     say("starting etcd and kube-apiserver");
-    let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
+    let cp = ControlPlane::start()
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?;
     say("installing the CRD from crds/");
     kubectl(&cp, &["apply", "-f", &path(&repo.join("crds"))], None).await?;
     kubectl(
@@ -63,7 +67,7 @@ async fn demo(args: Args) -> Result<(), String> {
         ..SimConfig::default()
     })
     .await
-    .map_err(|e| format!("the DLI stand-in cannot start: {e}"))?;
+    .map_err(|e| format!("the DLI stand-in cannot start: {}", ErrorChain(&e)))?;
     sim.add_ak_sk(ACCESS_KEY, SECRET_KEY);
     sim.add_running_jobs(&RUNNING_JOBS);
 
@@ -210,7 +214,7 @@ fn sibling_binary(name: &str) -> Result<PathBuf, String> {
         Ok(candidate)
     } else {
         Err(format!(
-            "{} is missing: build it first with `cargo build --features testenv --bins` (make demo does)",
+            "{} is missing: build it first with `cargo build --workspace --bins` (make demo does)",
             candidate.display()
         ))
     }

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use dli_stop_operator::sim::{AnswerShape, DliSim, SimConfig};
+use dli_stop_dev::sim::{AnswerShape, DliSim, SimConfig};
+use dli_stop_operator::error_chain::ErrorChain;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -141,7 +142,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let sim = DliSim::start_on(config, args.listen)
         .await
-        .map_err(|e| format!("cannot start on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot start on {}: {}", args.listen, ErrorChain(&e)))?;
     if let (Some(ak), Some(sk)) = (&args.access_key, &args.secret_key) {
         sim.add_ak_sk(ak, sk);
     }

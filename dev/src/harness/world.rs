@@ -12,9 +12,11 @@ use kube::{Api, Client, CustomResourceExt, ResourceExt};
 
 use super::error::HarnessError;
 use super::process::OperatorSpec;
-use crate::api::{ConfirmSpec, JobStopRequest, JobStopRequestSpec, JobStopRequestStatus};
 use crate::sim::{DliSim, SimConfig};
 use crate::testenv::ControlPlane;
+use dli_stop_operator::api::{
+    ConfirmSpec, JobStopRequest, JobStopRequestSpec, JobStopRequestStatus,
+};
 
 pub const ACCESS_KEY: &str = "HARNESSACCESSKEY";
 pub const SECRET_KEY: &str = "harness-secret-key";

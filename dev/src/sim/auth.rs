@@ -5,11 +5,11 @@ use http::{HeaderMap, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use percent_encoding::percent_decode_str;
 
-use crate::dli::signer::{
+use crate::sim::credentials::{Credentials, TokenCheck};
+use dli_stop_operator::dli::signer::{
     SigningRequest, canonical_request, parse_authorization, parse_sdk_date, signature,
     string_to_sign,
 };
-use crate::sim::credentials::{Credentials, TokenCheck};
 
 /// How far `X-Sdk-Date` may be from the gateway's clock.
 pub const MAX_DATE_SKEW: SignedDuration = SignedDuration::from_mins(15);

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::harness::{chaos, process, world};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_dev::harness::{chaos, process, world};
+use dli_stop_dev::testenv::ControlPlane;
+use dli_stop_operator::error_chain::ErrorChain;
 
 /// Breaks the operator on purpose on a private control plane and checks what it promised.
 #[derive(Debug, Parser)]
@@ -96,9 +97,15 @@ async fn chaos_main(args: Args) -> Result<bool, String> {
         rust_log: "info,kube=warn".to_string(),
     };
     eprintln!("[chaos] starting etcd and kube-apiserver");
-    let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
-    world::install_crd(&cp).await.map_err(|e| e.to_string())?;
-    let report = chaos::run(&cp, config).await.map_err(|e| e.to_string())?;
+    let cp = ControlPlane::start()
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?;
+    world::install_crd(&cp)
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?;
+    let report = chaos::run(&cp, config)
+        .await
+        .map_err(|e| ErrorChain(&e).to_string())?;
     print!("{}", chaos::render(&report));
     let path = args.out.join("latest.json");
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::harness::{bench, process};
+use dli_stop_dev::harness::{bench, process};
+use dli_stop_operator::error_chain::ErrorChain;
 
 /// Benchmarks the operator binary against a private control plane and the DLI stand-in.
 #[derive(Debug, Parser)]
@@ -85,12 +86,12 @@ async fn bench_main(args: Args) -> Result<bool, String> {
     );
     let (cp, starts) = bench::start_control_plane(args.control_plane_starts)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ErrorChain(&e).to_string())?;
     let report = bench::run(&cp, &starts, config)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ErrorChain(&e).to_string())?;
     print!("{}", bench::render(&report));
-    let path = bench::write_json(&report, &args.out).map_err(|e| e.to_string())?;
+    let path = bench::write_json(&report, &args.out).map_err(|e| ErrorChain(&e).to_string())?;
     println!("report: {}", path.display());
     Ok(report.problems.is_empty())
 }

@@ -12,9 +12,9 @@ use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot generate the stand-in's certificates: {0}")]
+    #[error("cannot generate the stand-in's certificates")]
     Certificate(#[from] rcgen::Error),
-    #[error("cannot configure TLS for the stand-in: {0}")]
+    #[error("cannot configure TLS for the stand-in")]
     Rustls(#[from] rustls::Error),
 }
 

@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 
-use super::job_scope::JobScope;
-use super::tenancy::{self, Tenancy};
 use crate::api::JobStopRequest;
 use crate::api::conditions::reason;
-use crate::connection::Connection;
+use crate::controller::job_scope::JobScope;
+use crate::controller::tenancy::{self, Tenancy};
+use crate::dli::connection::Connection;
 use crate::dli::{ClientBuildError, ClientOptions, DliClient};
 use crate::egress::{self, EndpointPolicy};
+use crate::error_chain::ErrorChain;
 use crate::metrics::Metrics;
 
 /// Why a request has no usable connection. Messages name keys and Secrets, never values.
@@ -33,7 +34,7 @@ pub enum ConnectionProblem {
         message: String,
     },
     /// The API server could not be asked; try again.
-    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    #[error("cannot read Secret {namespace}/{name}")]
     Unreachable {
         namespace: String,
         name: String,
@@ -176,7 +177,7 @@ impl Connections {
         };
         let connection = Connection::from_secret_data(&data).map_err(|error| invalid(&error))?;
         let scope = JobScope::from_secret_data(&data).map_err(|error| invalid(&error))?;
-        egress::vet(policy, &connection)
+        egress::vet(policy, &connection.endpoints())
             .await
             .map_err(|refused| endpoint_not_allowed(&refused))?;
         let options = ClientOptions {
@@ -188,7 +189,7 @@ impl Connections {
             Err(ClientBuildError::EndpointRefused(refused)) => {
                 return Err(endpoint_not_allowed(&refused));
             }
-            Err(error) => return Err(invalid(&error)),
+            Err(error) => return Err(invalid(&ErrorChain(&error))),
         };
         let connection = RequestConnection { dli, scope };
         self.lock_cache().insert(key, (version, connection.clone()));

@@ -10,8 +10,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio::task::JoinHandle;
 
-use crate::api::JobStopRequest;
-use crate::api::conditions::{self, READY};
+use dli_stop_operator::api::JobStopRequest;
+use dli_stop_operator::api::conditions::{self, READY};
 
 /// Whether the request's current generation is Ready.
 pub fn is_ready(request: &JobStopRequest) -> bool {
@@ -83,8 +83,8 @@ impl Drop for ReadyTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::JobStopRequestStatus;
     use crate::harness::world::request;
+    use dli_stop_operator::api::JobStopRequestStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     fn with_ready(status: &str, observed: i64, generation: i64) -> JobStopRequest {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use reqwest::Url;
 
-use crate::dli::tls;
+use super::tls;
 
 /// A credential value. `Debug` never shows it, so it cannot leak through logs or errors.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,6 +78,15 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The URLs this connection connects to, with the key that names each.
+    pub fn endpoints(&self) -> Vec<(&'static str, &Url)> {
+        let mut endpoints = vec![("endpoint", &self.endpoint)];
+        if let Auth::IamPassword { iam_endpoint, .. } = &self.auth {
+            endpoints.push(("iamEndpoint", iam_endpoint));
+        }
+        endpoints
+    }
+
     /// Whether DLI or IAM is reached over plain `http://` (a local proxy or the stand-in).
     pub fn uses_plain_http(&self) -> bool {
         let iam_plain = matches!(&self.auth, Auth::IamPassword { iam_endpoint, .. } if iam_endpoint.scheme() == "http");

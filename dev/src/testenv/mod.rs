@@ -2,8 +2,8 @@
 //! started the way envtest does it (see `tests/control-plane/` and `make control-plane`).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), dli_stop_operator::testenv::TestEnvError> {
-//! use dli_stop_operator::testenv::ControlPlane;
+//! # async fn demo() -> Result<(), dli_stop_dev::testenv::TestEnvError> {
+//! use dli_stop_dev::testenv::ControlPlane;
 //! let cp = ControlPlane::shared().await?;
 //! let namespace = cp.create_namespace("my-test").await?;
 //! let client = cp.client();

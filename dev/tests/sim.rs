@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+use dli_stop_dev::sim::{
+    AnswerShape, DliSim, Fault, Loss, Operation, RandomFaults, Refusal, STOP_DELIVERED, SimConfig,
+    StatsBody, StopOutcome,
+};
 use dli_stop_operator::dli::signer::{
     SigningRequest, authorization, canonical_query, canonical_request, sdk_date, signature,
     signed_headers, string_to_sign,
-};
-use dli_stop_operator::sim::{
-    AnswerShape, DliSim, Fault, Loss, Operation, RandomFaults, Refusal, STOP_DELIVERED, SimConfig,
-    StatsBody, StopOutcome,
 };
 use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
