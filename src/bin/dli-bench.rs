@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::harness::{bench, process};
+use dli_stop_operator::harness::{bench, process, startup};
 
 /// Benchmarks the operator binary against a private control plane and the DLI stand-in.
 #[derive(Debug, Parser)]
@@ -50,19 +50,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match bench_main(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            eprintln!("dli-bench failed: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    startup::run_main("dli-bench", bench_main(Args::parse())).await
 }
 
 async fn bench_main(args: Args) -> Result<bool, String> {
-    dli_stop_operator::run::install_crypto_provider();
     let log_dir = args.out.join("logs");
     std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
     let config = bench::BenchConfig {
@@ -83,7 +74,7 @@ async fn bench_main(args: Args) -> Result<bool, String> {
         "[bench] starting etcd and kube-apiserver ({} timed starts)",
         args.control_plane_starts.max(1)
     );
-    let (cp, starts) = bench::start_control_plane(args.control_plane_starts)
+    let (cp, starts) = startup::start_control_plane(args.control_plane_starts)
         .await
         .map_err(|e| e.to_string())?;
     let report = bench::run(&cp, &starts, config)

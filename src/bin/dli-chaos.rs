@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_operator::harness::{chaos, process, world};
-use dli_stop_operator::testenv::ControlPlane;
+use dli_stop_operator::harness::{chaos, process, startup};
 
 /// Breaks the operator on purpose on a private control plane and checks what it promised.
 #[derive(Debug, Parser)]
@@ -59,19 +58,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match chaos_main(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            eprintln!("dli-chaos failed: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    startup::run_main("dli-chaos", chaos_main(Args::parse())).await
 }
 
 async fn chaos_main(args: Args) -> Result<bool, String> {
-    dli_stop_operator::run::install_crypto_provider();
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -96,8 +86,9 @@ async fn chaos_main(args: Args) -> Result<bool, String> {
         rust_log: "info,kube=warn".to_string(),
     };
     eprintln!("[chaos] starting etcd and kube-apiserver");
-    let cp = ControlPlane::start().await.map_err(|e| e.to_string())?;
-    world::install_crd(&cp).await.map_err(|e| e.to_string())?;
+    let (cp, _) = startup::start_control_plane(1)
+        .await
+        .map_err(|e| e.to_string())?;
     let report = chaos::run(&cp, config).await.map_err(|e| e.to_string())?;
     print!("{}", chaos::render(&report));
     let path = args.out.join("latest.json");
