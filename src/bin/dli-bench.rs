@@ -34,6 +34,10 @@ struct Args {
     /// Finished requests in the cache for the memory-at-rest figure (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     rest_requests: usize,
+    /// Requests of each backlog run (created before the operator, or the client-go floor,
+    /// starts to drain them; 0 skips the backlog runs).
+    #[arg(long, default_value_t = 1000)]
+    backlog_requests: usize,
     /// Longest wait for one run, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -63,12 +67,14 @@ async fn bench_main(args: Args) -> Result<bool, String> {
         sweep: args.sweep,
         sweep_requests: args.sweep_requests,
         rest_requests: args.rest_requests,
+        backlog_requests: args.backlog_requests,
         timeout: Duration::from_secs(args.timeout),
         rust_log: args.operator_log,
         operator_binary: args
             .operator_bin
             .unwrap_or_else(process::default_operator_binary),
         log_dir,
+        build_dir: args.out.join("bin"),
     };
     eprintln!(
         "[bench] starting etcd and kube-apiserver ({} timed starts)",

@@ -24,6 +24,7 @@ use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
 use crate::sim::DliSim;
 use crate::testenv::ControlPlane;
 
+pub mod backlog;
 mod report;
 mod sampling;
 
@@ -48,6 +49,8 @@ pub struct BenchConfig {
     pub sweep_requests: usize,
     /// Finished requests in the cache for the memory-at-rest run (0 skips it).
     pub rest_requests: usize,
+    /// Requests of the backlog runs, created before the drainer starts (0 skips them).
+    pub backlog_requests: usize,
     /// Longest wait for one run's requests to become Ready.
     #[serde(skip)]
     pub timeout: Duration,
@@ -58,6 +61,9 @@ pub struct BenchConfig {
     /// Where operator logs go.
     #[serde(skip)]
     pub log_dir: PathBuf,
+    /// Where the client-go floor is built.
+    #[serde(skip)]
+    pub build_dir: PathBuf,
 }
 
 /// API calls per request of one kind.
@@ -153,6 +159,8 @@ pub struct BenchReport {
     pub ratio_with_events: f64,
     pub sweep: Vec<OperatorRun>,
     pub rest: Option<RestRun>,
+    /// The operator and the client-go floor draining a backlog.
+    pub backlog: Option<backlog::BacklogReport>,
     /// Figures that break a promise (e.g. DLI calls != requests); non-empty fails the run.
     pub problems: Vec<String>,
 }
@@ -179,6 +187,17 @@ pub async fn run(
         config.timeout,
     )
     .await?;
+    let backlog = if config.backlog_requests > 0 {
+        say("building the client-go floor (tests/bench-floor)");
+        let floor = backlog::build_floor(&config.build_dir).await?;
+        let report = backlog::run(cp, &config, &floor).await?;
+        for round in &report.rounds {
+            check_backlog(&round.operator, &mut problems);
+        }
+        Some(report)
+    } else {
+        None
+    };
     let mut rounds = Vec::new();
     for round in 1..=config.rounds.max(1) {
         say(&format!(
@@ -263,6 +282,7 @@ pub async fn run(
         ratio_with_events,
         sweep,
         rest,
+        backlog,
         problems,
     })
 }
@@ -302,6 +322,15 @@ fn check_run(run: &OperatorRun, problems: &mut Vec<String>) {
         problems.push(format!(
             "concurrency {}: {} DLI stop calls for {} requests (must be equal)",
             run.concurrency, run.dli_calls, run.requests
+        ));
+    }
+}
+
+fn check_backlog(run: &backlog::BacklogRun, problems: &mut Vec<String>) {
+    if run.ready != run.requests || run.dli_calls != run.requests {
+        problems.push(format!(
+            "backlog: {} of {} requests became Ready with {} DLI stop calls (must all be equal)",
+            run.ready, run.requests, run.dli_calls
         ));
     }
 }

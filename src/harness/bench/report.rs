@@ -150,6 +150,11 @@ pub fn render(report: &BenchReport) -> String {
                 ))
         ));
     }
+    if let Some(backlog) = &report.backlog {
+        for text in super::backlog::render(backlog) {
+            line(text);
+        }
+    }
     for problem in &report.problems {
         line(format!("PROBLEM: {problem}"));
     }

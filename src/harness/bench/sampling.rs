@@ -79,3 +79,45 @@ impl MachineCpu {
             .collect()
     }
 }
+
+/// The sum of every sample of `metric`, whatever its labels, on a Prometheus text page.
+pub(super) fn sum_of(page: &str, metric: &str) -> f64 {
+    page.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(metric)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.rsplit_once('}')?.1,
+                None => rest,
+            };
+            value
+                .strip_prefix(' ')?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metric_is_summed_over_its_labels_and_not_confused_with_a_longer_name() {
+        let page = "\
+# HELP apiserver_request_body_size_bytes Apiserver request body size in bytes.
+apiserver_request_body_size_bytes_sum{group=\"dli.stop-operator.io\",resource=\"jobstoprequests\",verb=\"update\"} 1500
+apiserver_request_body_size_bytes_sum{group=\"\",resource=\"events\",verb=\"create\"} 500
+apiserver_request_body_size_bytes_sum_other 7
+apiserver_request_body_size_bytes_count{group=\"\",resource=\"events\",verb=\"create\"} 2
+process_cpu_seconds_total 12.5
+";
+        assert_eq!(
+            sum_of(page, "apiserver_request_body_size_bytes_sum"),
+            2000.0
+        );
+        assert_eq!(sum_of(page, "process_cpu_seconds_total"), 12.5);
+        assert_eq!(sum_of(page, "apiserver_watch_events_sizes_sum"), 0.0);
+    }
+}
