@@ -156,6 +156,7 @@ impl Context {
             Transition {
                 event,
                 short_lived: false,
+                repeats_status: false,
             },
         );
     }
