@@ -54,7 +54,7 @@ demo: control-plane ## Start a private control plane and show the operator at wo
 BENCH_ARGS ?=
 CHAOS_ARGS ?=
 
-bench: control-plane ## Benchmark the operator (release build): throughput, latency, CPU, memory vs the API server floor; BENCH_ARGS="--requests 200" to shorten
+bench: control-plane ## Benchmark the operator (release build): throughput, latency, CPU, memory vs the API server floor, backlog drain vs client-go; BENCH_ARGS="--requests 200" to shorten
 	$(CARGO) build --release --features testenv --bins
 	target/release/dli-bench $(BENCH_ARGS)
 
