@@ -59,7 +59,7 @@ SHIPPED_OPERATOR = $(CARGO) build --release --locked -p dli-stop-operator --bin 
 BENCH_ARGS ?=
 CHAOS_ARGS ?=
 
-bench: control-plane ## Benchmark the operator (release build): throughput, latency, CPU, memory vs the API server floor; BENCH_ARGS="--requests 200" to shorten
+bench: control-plane ## Benchmark the operator (release build): throughput, latency, CPU, memory vs the API server floor, backlog drain vs client-go; BENCH_ARGS="--requests 200" to shorten
 	$(SHIPPED_OPERATOR)
 	$(CARGO) build --release -p dli-stop-dev --bin dli-bench
 	target/release/dli-bench $(BENCH_ARGS)

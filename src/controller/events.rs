@@ -2,10 +2,12 @@
 //! goes out.
 //!
 //! A claim (`Submitting`) lasts one DLI round trip, usually well under a second. Its Event is
-//! held back briefly (`--submitting-event-delay`) and dropped if the outcome of that call is recorded meanwhile: the
-//! outcome's Event says what happened, and an Event is an API server write, as costly as a
-//! status write. A call that takes longer still shows `Submitting` in `kubectl describe`
-//! while it is in flight.
+//! held back briefly (`--submitting-event-delay`) and dropped if the outcome of that call is
+//! recorded meanwhile; a call that takes longer still shows `Submitting` in `kubectl describe`
+//! while it is in flight. An Event is an API server write, as costly as a status write, so one
+//! that only repeats the status is not sent: a call answered at once that stopped the jobs has
+//! the whole story in its status (phase, Ready condition, results). Warnings always go out, and
+//! so does the outcome of a claim whose Event went out, so a story told in Events has its end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,6 +38,9 @@ pub struct Transition {
     pub event: Event,
     /// Whether the state it announces usually ends within a second or two.
     pub short_lived: bool,
+    /// A good outcome of a claim: it tells nothing the status does not, unless the claim's
+    /// own Event went out.
+    pub repeats_status: bool,
 }
 
 /// The Event for going from `before` to `after`: a change of phase or of the Ready reason.
@@ -68,8 +73,18 @@ pub fn transition(
             action: after.phase.map_or("Reconcile", |p| p.as_str()).to_string(),
             secondary: None,
         },
-        short_lived: after.phase == Some(Phase::Submitting) && ready.reason == reason::SUBMITTING,
+        short_lived: is_claim(after),
+        repeats_status: !warning
+            && matches!(after.phase, Some(Phase::Succeeded | Phase::Confirming))
+            && before.is_some_and(is_claim),
     })
+}
+
+/// A status that records a claim and nothing after it.
+fn is_claim(status: &JobStopRequestStatus) -> bool {
+    status.phase == Some(Phase::Submitting)
+        && conditions::find(&status.conditions, READY)
+            .is_some_and(|ready| ready.reason == reason::SUBMITTING)
 }
 
 fn truncate(text: &str, limit: usize) -> String {
@@ -100,14 +115,19 @@ impl Announcer {
     }
 
     /// Publishes `transition` for the object `reference` names. Any Event of the object still
-    /// held back is superseded by this one.
+    /// held back is superseded by this one; a transition that repeats the status supersedes
+    /// it without being published itself.
     pub fn announce(&self, reference: ObjectReference, transition: Transition) {
         let key = reference.uid.clone().unwrap_or_default();
         // Locked until the new Event is registered, so a held Event that just finished
         // waiting cannot remove its key after the new one is in.
         let mut held = self.held();
-        if let Some(superseded) = held.remove(&key) {
+        let superseded = held.remove(&key);
+        if let Some(superseded) = &superseded {
             superseded.abort();
+        }
+        if transition.repeats_status && superseded.is_some() {
+            return;
         }
         let recorder = self.recorder.clone();
         let delay = (transition.short_lived && !self.hold.is_zero()).then_some(self.hold);
@@ -118,14 +138,17 @@ impl Announcer {
                 if let Some(delay) = delay {
                     tokio::time::sleep(delay).await;
                     // Past this point the Event goes out; a later one no longer replaces it.
-                    // The key may by now belong to a newer held Event of the object.
+                    // Unless one did while this task waited for the lock: the key is then
+                    // gone or belongs to a newer held Event of the object.
                     let mut held = registry.lock().unwrap_or_else(PoisonError::into_inner);
                     if held
                         .get(&release_key)
-                        .is_some_and(|handle| handle.id() == tokio::task::id())
+                        .is_none_or(|handle| handle.id() != tokio::task::id())
                     {
-                        held.remove(&release_key);
+                        return;
                     }
+                    held.remove(&release_key);
+                    drop(held);
                 }
                 if let Err(error) = recorder.publish(&transition.event, &reference).await {
                     warn!(%error, "cannot publish an event");
@@ -224,6 +247,7 @@ mod tests {
         assert_eq!(done.event.reason, reason::STOP_DELIVERED);
         assert_eq!(done.event.type_, EventType::Normal);
         assert!(!done.short_lived);
+        assert!(done.repeats_status);
     }
 
     #[test]
@@ -233,6 +257,7 @@ mod tests {
         let warning = transition(Some(&claimed), &first).expect("a transition");
         assert_eq!(warning.event.reason, reason::DLI_UNAVAILABLE);
         assert_eq!(warning.event.type_, EventType::Warning);
+        assert!(!warning.repeats_status, "a warning always goes out");
         let again = transition::claim(&first, &spec(), 1, "op", &time(3));
         let second = unavailable(&again, "502");
         assert!(transition(Some(&first), &second).is_none());
@@ -299,13 +324,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_prompt_outcome_replaces_the_claim_event_and_a_slow_call_shows_it() {
+    async fn a_prompt_success_leaves_the_status_to_speak_and_a_slow_call_shows_claim_and_outcome() {
         let (announcer, api_server) = announcer(HOLD);
         let server = tokio::spawn(collect_events(api_server));
         let claimed = claimed();
         let done = delivered(&claimed);
 
-        // Answered within the hold: one Event, the outcome.
+        // Answered within the hold and the jobs stopped: the status says it all, no Event.
         announcer.announce(
             reference("fast"),
             transition(None, &claimed).expect("claim"),
@@ -314,6 +339,16 @@ mod tests {
         announcer.announce(
             reference("fast"),
             transition(Some(&claimed), &done).expect("outcome"),
+        );
+        // Answered within the hold with a failure: the warning goes out.
+        announcer.announce(
+            reference("failing"),
+            transition(None, &claimed).expect("claim"),
+        );
+        tokio::time::sleep(HOLD / 4).await;
+        announcer.announce(
+            reference("failing"),
+            transition(Some(&claimed), &unavailable(&claimed, "503")).expect("outcome"),
         );
         // Still in flight after the hold: the claim shows, then the outcome.
         announcer.announce(
@@ -333,7 +368,7 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                reason::STOP_DELIVERED,
+                reason::DLI_UNAVAILABLE,
                 reason::SUBMITTING,
                 reason::STOP_DELIVERED
             ]

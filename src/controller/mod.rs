@@ -157,6 +157,7 @@ impl Context {
             Transition {
                 event,
                 short_lived: false,
+                repeats_status: false,
             },
         );
     }

@@ -442,11 +442,13 @@ async fn a_missing_connection_secret_keeps_the_request_pending() {
     );
 }
 
-/// `kubectl describe` shows `Submitting` for a call still in flight, but a call answered at
-/// once gets one Event for its outcome, not two writes to the API server.
+/// `kubectl describe` shows `Submitting` for a call still in flight, then its outcome; a call
+/// answered at once gets no Event for its answer, which the status tells: with confirmation
+/// one Event, the jobs confirmed stopped, and without it none at all.
 #[tokio::test]
-async fn a_slow_call_shows_submitting_and_a_prompt_one_only_its_outcome() {
-    let env = Env::start("events", &[131, 132]).await;
+async fn a_slow_call_shows_submitting_and_its_outcome_and_a_prompt_one_only_what_the_status_cannot()
+{
+    let env = Env::start("events", &[131, 132, 133]).await;
     env.sim
         .inject(Operation::BatchStop, Fault::Hold { applied: true });
     env.apply(&request("slow", &[131], "")).await;
@@ -465,16 +467,34 @@ async fn a_slow_call_shows_submitting_and_a_prompt_one_only_its_outcome() {
     .expect("a Submitting event while the call is held");
     env.sim.release_held();
     env.wait_ready("slow").await;
+    env.settle().await;
+    let slow = env.event_reasons("slow").await;
+    assert!(
+        slow.iter().any(|r| r == "Submitting") && slow.iter().any(|r| r == "JobsStopped"),
+        "events: {slow:?}"
+    );
 
     env.apply(&request("prompt", &[132], "")).await;
     env.wait_ready("prompt").await;
     env.settle().await;
     let reasons = env.event_reasons("prompt").await;
-    assert!(
-        reasons.iter().any(|r| r == "JobsStopped") && !reasons.iter().any(|r| r == "Submitting"),
-        "events: {reasons:?}"
+    assert_eq!(reasons, ["JobsStopped"]);
+
+    env.apply(&request(
+        "unconfirmed",
+        &[133],
+        "  confirm:\n    enabled: false\n",
+    ))
+    .await;
+    let done = env.wait_ready("unconfirmed").await;
+    assert_eq!(
+        done.status.and_then(|status| status.phase),
+        Some(Phase::Succeeded)
     );
-    assert_eq!(env.sim.total_stop_calls(), 2);
+    env.settle().await;
+    let reasons = env.event_reasons("unconfirmed").await;
+    assert!(reasons.is_empty(), "events: {reasons:?}");
+    assert_eq!(env.sim.total_stop_calls(), 3);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_dev::harness::{bench, process};
+use dli_stop_dev::harness::{bench, process, startup};
 use dli_stop_operator::error_chain::ErrorChain;
 
 /// Benchmarks the operator binary against a private control plane and the DLI stand-in.
@@ -35,6 +35,10 @@ struct Args {
     /// Finished requests in the cache for the memory-at-rest figure (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     rest_requests: usize,
+    /// Requests of each backlog run (created before the operator, or the client-go floor,
+    /// starts to drain them; 0 skips the backlog runs).
+    #[arg(long, default_value_t = 1000)]
+    backlog_requests: usize,
     /// Longest wait for one run, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -51,19 +55,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match bench_main(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            eprintln!("dli-bench failed: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    startup::run_main("dli-bench", bench_main(Args::parse())).await
 }
 
 async fn bench_main(args: Args) -> Result<bool, String> {
-    dli_stop_operator::run::install_crypto_provider();
     let log_dir = args.out.join("logs");
     std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
     let config = bench::BenchConfig {
@@ -73,18 +68,20 @@ async fn bench_main(args: Args) -> Result<bool, String> {
         sweep: args.sweep,
         sweep_requests: args.sweep_requests,
         rest_requests: args.rest_requests,
+        backlog_requests: args.backlog_requests,
         timeout: Duration::from_secs(args.timeout),
         rust_log: args.operator_log,
         operator_binary: args
             .operator_bin
             .unwrap_or_else(process::default_operator_binary),
         log_dir,
+        build_dir: args.out.join("bin"),
     };
     eprintln!(
         "[bench] starting etcd and kube-apiserver ({} timed starts)",
         args.control_plane_starts.max(1)
     );
-    let (cp, starts) = bench::start_control_plane(args.control_plane_starts)
+    let (cp, starts) = startup::start_control_plane(args.control_plane_starts)
         .await
         .map_err(|e| ErrorChain(&e).to_string())?;
     let report = bench::run(&cp, &starts, config)

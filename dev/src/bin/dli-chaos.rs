@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dli_stop_dev::harness::{chaos, process, world};
-use dli_stop_dev::testenv::ControlPlane;
+use dli_stop_dev::harness::{chaos, process, startup};
 use dli_stop_operator::error_chain::ErrorChain;
 
 /// Breaks the operator on purpose on a private control plane and checks what it promised.
@@ -60,19 +59,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match chaos_main(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            eprintln!("dli-chaos failed: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    startup::run_main("dli-chaos", chaos_main(Args::parse())).await
 }
 
 async fn chaos_main(args: Args) -> Result<bool, String> {
-    dli_stop_operator::run::install_crypto_provider();
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -97,10 +87,7 @@ async fn chaos_main(args: Args) -> Result<bool, String> {
         rust_log: "info,kube=warn".to_string(),
     };
     eprintln!("[chaos] starting etcd and kube-apiserver");
-    let cp = ControlPlane::start()
-        .await
-        .map_err(|e| ErrorChain(&e).to_string())?;
-    world::install_crd(&cp)
+    let (cp, _) = startup::start_control_plane(1)
         .await
         .map_err(|e| ErrorChain(&e).to_string())?;
     let report = chaos::run(&cp, config)

@@ -13,10 +13,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
 use super::error::HarnessError;
-use super::process::{self, OperatorProcess, Usage, free_port};
+use super::process::{OperatorProcess, Usage, free_port};
 use super::ready::ReadyTracker;
 use super::stats::{self, Latencies};
-use super::world::{self, ApiServerFigures, OperatorOptions};
+use super::world::{self, OperatorOptions};
 use crate::sim::DliSim;
 use crate::testenv::ControlPlane;
 use dli_stop_operator::api::{JobStopRequest, JobStopRequestStatus};
@@ -24,8 +24,13 @@ use dli_stop_operator::controller::events;
 use dli_stop_operator::controller::status as transition;
 use dli_stop_operator::dli::{AnswerElement, JobAnswer, StopAnswer};
 
-/// The resources whose API calls a run counts.
-const COUNTED_RESOURCES: [&str; 3] = ["jobstoprequests", "events", "leases"];
+pub mod backlog;
+mod report;
+mod sampling;
+
+pub use report::{render, write_json};
+use sampling::{MachineCpu, load_average, mean_ms, per_request};
+
 /// Creates the harness keeps in flight while loading requests for the operator.
 const CREATE_CONCURRENCY: usize = 16;
 
@@ -44,6 +49,8 @@ pub struct BenchConfig {
     pub sweep_requests: usize,
     /// Finished requests in the cache for the memory-at-rest run (0 skips it).
     pub rest_requests: usize,
+    /// Requests of the backlog runs, created before the drainer starts (0 skips them).
+    pub backlog_requests: usize,
     /// Longest wait for one run's requests to become Ready.
     #[serde(skip)]
     pub timeout: Duration,
@@ -54,6 +61,9 @@ pub struct BenchConfig {
     /// Where operator logs go.
     #[serde(skip)]
     pub log_dir: PathBuf,
+    /// Where the client-go floor is built.
+    #[serde(skip)]
+    pub build_dir: PathBuf,
 }
 
 /// API calls per request of one kind.
@@ -149,28 +159,14 @@ pub struct BenchReport {
     pub ratio_with_events: f64,
     pub sweep: Vec<OperatorRun>,
     pub rest: Option<RestRun>,
+    /// The operator and the client-go floor draining a backlog.
+    pub backlog: Option<backlog::BacklogReport>,
     /// Figures that break a promise (e.g. DLI calls != requests); non-empty fails the run.
     pub problems: Vec<String>,
 }
 
-/// Starts etcd and kube-apiserver `starts` times (at least once), timing each start, and keeps
-/// the last control plane, with the CRD installed, for the measurements.
-pub async fn start_control_plane(
-    starts: usize,
-) -> Result<(ControlPlane, Vec<Duration>), HarnessError> {
-    let mut times = Vec::new();
-    loop {
-        let began = Instant::now();
-        let cp = ControlPlane::start().await?;
-        times.push(began.elapsed());
-        if times.len() >= starts.max(1) {
-            world::install_crd(&cp).await?;
-            return Ok((cp, times));
-        }
-    }
-}
-
-/// Runs every measurement on `cp`, started by [`start_control_plane`] in `control_plane_starts`.
+/// Runs every measurement on `cp`, started by
+/// [`start_control_plane`](crate::harness::startup::start_control_plane) in `control_plane_starts`.
 pub async fn run(
     cp: &ControlPlane,
     control_plane_starts: &[Duration],
@@ -191,6 +187,17 @@ pub async fn run(
         config.timeout,
     )
     .await?;
+    let backlog = if config.backlog_requests > 0 {
+        say("building the client-go floor (tests/bench-floor)");
+        let floor = backlog::build_floor(&config.build_dir).await?;
+        let report = backlog::run(cp, &config, &floor).await?;
+        for round in &report.rounds {
+            check_backlog(&round.operator, &mut problems);
+        }
+        Some(report)
+    } else {
+        None
+    };
     let mut rounds = Vec::new();
     for round in 1..=config.rounds.max(1) {
         say(&format!(
@@ -275,6 +282,7 @@ pub async fn run(
         ratio_with_events,
         sweep,
         rest,
+        backlog,
         problems,
     })
 }
@@ -303,17 +311,6 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     stats::percentile(&values, 0.5)
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
 fn check_run(run: &OperatorRun, problems: &mut Vec<String>) {
     if run.ready != run.requests {
         problems.push(format!(
@@ -325,6 +322,15 @@ fn check_run(run: &OperatorRun, problems: &mut Vec<String>) {
         problems.push(format!(
             "concurrency {}: {} DLI stop calls for {} requests (must be equal)",
             run.concurrency, run.dli_calls, run.requests
+        ));
+    }
+}
+
+fn check_backlog(run: &backlog::BacklogRun, problems: &mut Vec<String>) {
+    if run.ready != run.requests || run.dli_calls != run.requests {
+        problems.push(format!(
+            "backlog: {} of {} requests became Ready with {} DLI stop calls (must all be equal)",
+            run.ready, run.requests, run.dli_calls
         ));
     }
 }
@@ -453,64 +459,6 @@ async fn operator_run(
 impl OperatorRun {
     fn startup(&self) -> Duration {
         Duration::from_secs_f64(self.startup_ms / 1000.0)
-    }
-}
-
-/// Milliseconds per event from a histogram's count and sum (in seconds).
-fn mean_ms(count: Option<f64>, sum_seconds: Option<f64>) -> Option<f64> {
-    count
-        .zip(sum_seconds)
-        .filter(|(count, _)| *count > 0.0)
-        .map(|(count, sum)| sum * 1000.0 / count)
-}
-
-fn per_request(
-    before: &ApiServerFigures,
-    after: &ApiServerFigures,
-    requests: usize,
-) -> Vec<ApiCalls> {
-    let seconds = world::request_delta(&before.seconds_sum, &after.seconds_sum, &COUNTED_RESOURCES);
-    let timed = world::request_delta(
-        &before.seconds_count,
-        &after.seconds_count,
-        &COUNTED_RESOURCES,
-    );
-    world::request_delta(&before.count, &after.count, &COUNTED_RESOURCES)
-        .into_iter()
-        .map(|(key, count)| ApiCalls {
-            per_request: count / requests.max(1) as f64,
-            mean_ms: mean_ms(timed.get(&key).copied(), seconds.get(&key).copied()),
-            verb: key.0,
-            resource: key.1,
-            subresource: key.2,
-        })
-        .collect()
-}
-
-/// CPU time of the control plane's processes and of this harness, to see where a run's
-/// time goes on a machine they all share.
-struct MachineCpu {
-    start: Vec<(u32, String, f64)>,
-}
-
-impl MachineCpu {
-    fn snapshot(cp: &ControlPlane) -> MachineCpu {
-        let mut pids = process::processes_mentioning(&cp.dir().display().to_string());
-        pids.push((std::process::id(), "dli-bench (harness)".to_string()));
-        let start = pids
-            .into_iter()
-            .filter_map(|(pid, name)| Some((pid, name, process::cpu_seconds(pid)?)))
-            .collect();
-        MachineCpu { start }
-    }
-
-    fn since(&self) -> BTreeMap<String, f64> {
-        self.start
-            .iter()
-            .filter_map(|(pid, name, start)| {
-                Some((name.clone(), process::cpu_seconds(*pid)? - start))
-            })
-            .collect()
     }
 }
 
@@ -735,175 +683,6 @@ async fn rest_run(cp: &ControlPlane, config: &BenchConfig) -> Result<RestRun, Ha
         usage,
         dli_calls,
     })
-}
-
-/// The report as a table for a terminal.
-pub fn render(report: &BenchReport) -> String {
-    let mut out = String::new();
-    let mut line = |text: String| {
-        out.push_str(&text);
-        out.push('\n');
-    };
-    line(format!(
-        "{:<26} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "run",
-        "conc",
-        "reqs",
-        "wall s",
-        "req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "DLI",
-        "cpu s",
-        "hwm MiB"
-    ));
-    let runs = std::iter::once(("operator (main)", &report.main))
-        .chain(report.sweep.iter().map(|run| ("operator (sweep)", run)));
-    for (label, run) in runs {
-        line(format!(
-            "{:<26} {:>6} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8} {:>8}",
-            label,
-            run.concurrency,
-            run.requests,
-            run.wall_seconds,
-            run.throughput_per_second,
-            run.latency.p50_ms,
-            run.latency.p95_ms,
-            run.latency.p99_ms,
-            run.dli_calls,
-            run.usage
-                .map_or("-".to_string(), |u| format!("{:.2}", u.cpu_seconds)),
-            run.usage
-                .map_or("-".to_string(), |u| format!("{:.1}", u.peak_rss_mib)),
-        ));
-    }
-    for (label, floor) in [
-        ("API server floor", &report.floor),
-        ("floor + 1 event/request", &report.floor_with_events),
-    ] {
-        line(format!(
-            "{:<26} {:>6} {:>6} {:>8.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>8} {:>8}",
-            label,
-            floor.concurrency,
-            floor.requests,
-            floor.wall_seconds,
-            floor.throughput_per_second,
-            floor.latency.p50_ms,
-            floor.latency.p95_ms,
-            floor.latency.p99_ms,
-            "-",
-            "-",
-            "-"
-        ));
-    }
-    for (index, round) in report.rounds.iter().enumerate() {
-        line(format!(
-            "round {}: operator {:.1}, floor {:.1}, floor + events {:.1} req/s; operator/floor {:.2}, operator/(floor + events) {:.2}",
-            index + 1,
-            round.operator_per_second,
-            round.floor_per_second,
-            round.floor_with_events_per_second,
-            round.ratio,
-            round.ratio_with_events
-        ));
-    }
-    line(format!(
-        "operator / floor throughput: {:.2} (median of {} round(s); the table shows that round)",
-        report.ratio,
-        report.rounds.len()
-    ));
-    line(format!(
-        "operator / (floor + events) throughput: {:.2} (median)",
-        report.ratio_with_events
-    ));
-    line(format!(
-        "load average (1m 5m 15m): {} at start, {} at end",
-        report.load_average[0], report.load_average[1]
-    ));
-    if let Some(cpu) = report.main.cpu_ms_per_request {
-        line(format!("operator CPU per request: {cpu:.2} ms"));
-    }
-    for (what, startup) in [
-        ("operator (spawn to /readyz)", &report.operator_startup),
-        ("etcd + kube-apiserver", &report.control_plane_startup),
-    ] {
-        line(format!(
-            "start-up of {what}: median {:.0} ms, max {:.0} ms ({} start(s))",
-            startup.p50_ms, startup.max_ms, startup.count
-        ));
-    }
-    let cpu: Vec<String> = report
-        .main
-        .cpu_seconds_by_process
-        .iter()
-        .map(|(name, seconds)| format!("{name} {seconds:.2}"))
-        .collect();
-    line(format!(
-        "CPU seconds during the main run: {}",
-        cpu.join(", ")
-    ));
-    if let Some(mean) = report.main.batch_stop_mean_ms {
-        line(format!("DLI batch stop round trip: mean {mean:.1} ms"));
-    }
-    if let Some(mean) = report.main.reconcile_mean_ms {
-        line(format!(
-            "reconciles: {:.0} ({:.2} per request), mean {mean:.1} ms",
-            report.main.reconciles.unwrap_or(0.0),
-            report.main.reconciles.unwrap_or(0.0) / report.main.requests.max(1) as f64
-        ));
-    }
-    line("API server calls per request (main run, harness create and watch included):".to_string());
-    for call in &report.main.api_calls {
-        let what = if call.subresource.is_empty() {
-            call.resource.clone()
-        } else {
-            format!("{}/{}", call.resource, call.subresource)
-        };
-        line(format!(
-            "  {:<8} {:<30} {:>8.3}  mean {}",
-            call.verb,
-            what,
-            call.per_request,
-            call.mean_ms
-                .map_or("-".to_string(), |ms| format!("{ms:.1} ms"))
-        ));
-    }
-    if let Some(rest) = &report.rest {
-        line(format!(
-            "at rest: {} finished requests preloaded in {:.1}s, synced in {:.1}s, {}",
-            rest.requests,
-            rest.preload_seconds,
-            rest.sync_seconds,
-            rest.usage
-                .map_or("no /proc figures".to_string(), |u| format!(
-                    "RSS {:.1} MiB (peak {:.1} MiB), {:.2} cpu s, {} DLI calls",
-                    u.rss_mib, u.peak_rss_mib, u.cpu_seconds, rest.dli_calls
-                ))
-        ));
-    }
-    for problem in &report.problems {
-        line(format!("PROBLEM: {problem}"));
-    }
-    out
-}
-
-/// Writes the report as `latest.json` and a timestamped copy under `dir`.
-pub fn write_json(report: &BenchReport, dir: &std::path::Path) -> Result<PathBuf, HarnessError> {
-    let write_error = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |source| HarnessError::Write { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(write_error(dir))?;
-    let json = serde_json::to_string_pretty(report)
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .map_err(write_error(dir))?;
-    let stamp = report.started_at.replace(':', "-");
-    let dated = dir.join(format!("bench-{stamp}.json"));
-    std::fs::write(&dated, &json).map_err(write_error(&dated))?;
-    let latest = dir.join("latest.json");
-    std::fs::write(&latest, &json).map_err(write_error(&latest))?;
-    Ok(latest)
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub enum HarnessError {
     ApiServerUrl(String),
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
+    #[error("the client-go floor could not {what}: {detail}")]
+    Floor { what: &'static str, detail: String },
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,

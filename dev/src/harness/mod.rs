@@ -10,6 +10,7 @@ pub mod process;
 pub mod ready;
 pub mod relay;
 pub mod rng;
+pub mod startup;
 pub mod stats;
 pub mod world;
 

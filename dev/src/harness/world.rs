@@ -285,7 +285,8 @@ pub async fn apiserver_figures(client: &Client) -> Result<ApiServerFigures, Harn
     })
 }
 
-async fn apiserver_page(client: &Client) -> Result<String, HarnessError> {
+/// The API server's own `/metrics` page.
+pub async fn apiserver_page(client: &Client) -> Result<String, HarnessError> {
     let request = http::Request::get("/metrics")
         .body(Vec::new())
         .map_err(|e| HarnessError::Kubernetes {
