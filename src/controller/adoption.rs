@@ -63,30 +63,13 @@ fn original_message(message: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
     use crate::api::conditions::{self, READY, STALLED};
     use crate::api::{ConfirmSpec, ConnectionRef, JobStopRequestStatus, Phase};
+    use crate::controller::fixtures::{spec, time};
     use crate::controller::status::{self as transition};
     use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
-
-    fn time(seconds: i64) -> Time {
-        Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
-    }
-
-    fn spec(ids: &[i64]) -> JobStopRequestSpec {
-        JobStopRequestSpec {
-            job_ids: ids.to_vec(),
-            job_selector: None,
-            trigger_savepoint: false,
-            connection_ref: None,
-            confirm: None,
-            nonce: None,
-            ttl_seconds_after_finished: None,
-            delivery_deadline_seconds: None,
-        }
-    }
 
     #[test]
     fn only_what_is_sent_changes_the_fingerprint() {

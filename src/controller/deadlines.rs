@@ -103,22 +103,13 @@ pub fn resolving_gave_up(
 mod tests {
     use super::*;
     use crate::api::conditions::STALLED;
+    use crate::controller::fixtures::{self, time};
     use crate::controller::status::{NotDeliveredReason, ambiguous, claim, not_delivered};
-
-    fn time(seconds: i64) -> Time {
-        Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
-    }
 
     fn spec(ids: &[i64]) -> JobStopRequestSpec {
         JobStopRequestSpec {
-            job_ids: ids.to_vec(),
-            job_selector: None,
-            trigger_savepoint: false,
-            connection_ref: None,
-            confirm: None,
-            nonce: None,
-            ttl_seconds_after_finished: None,
             delivery_deadline_seconds: Some(600),
+            ..fixtures::spec(ids)
         }
     }
 

@@ -169,35 +169,19 @@ impl Announcer {
 #[cfg(test)]
 mod tests {
     use http::{Method, Request, Response};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::client::Body;
     use kube::runtime::events::Reporter;
 
     use super::*;
-    use crate::api::{ConfirmSpec, JobStopRequestSpec};
+    use crate::api::JobStopRequestSpec;
 
     const HOLD: Duration = Duration::from_secs(2);
+    use crate::controller::fixtures::{self, time};
     use crate::controller::status::{self as transition, NotDeliveredReason};
     use crate::dli::{AnswerElement, JobAnswer, StopAnswer};
 
-    fn time(seconds: i64) -> Time {
-        Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
-    }
-
     fn spec() -> JobStopRequestSpec {
-        JobStopRequestSpec {
-            job_ids: vec![7],
-            job_selector: None,
-            trigger_savepoint: false,
-            connection_ref: None,
-            confirm: Some(ConfirmSpec {
-                enabled: false,
-                timeout_seconds: 60,
-            }),
-            nonce: None,
-            ttl_seconds_after_finished: None,
-            delivery_deadline_seconds: None,
-        }
+        fixtures::spec_confirming(&[7], false)
     }
 
     fn claimed() -> JobStopRequestStatus {

@@ -9,6 +9,8 @@ mod dli_access;
 pub mod error;
 mod error_streaks;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 mod guard;
 mod held_answers;
 mod job_scope;

@@ -108,11 +108,8 @@ fn skipped_note(selection: &Selection) -> String {
 mod tests {
     use super::*;
     use crate::api::conditions::{self, READY, STALLED};
+    use crate::controller::fixtures::time;
     use crate::selection::Target;
-
-    fn time() -> Time {
-        Time(jiff::Timestamp::from_second(1_800_000_000).expect("valid timestamp"))
-    }
 
     fn skipped(id: i64) -> SkippedJob {
         SkippedJob {
@@ -129,7 +126,7 @@ mod tests {
             selection,
             verdict,
             2,
-            &time(),
+            &time(0),
         )
     }
 

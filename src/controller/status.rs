@@ -903,27 +903,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::api::ConfirmSpec;
-
-    fn time(seconds: i64) -> Time {
-        Time(jiff::Timestamp::from_second(1_800_000_000 + seconds).expect("valid timestamp"))
-    }
-
-    fn spec(ids: &[i64], confirm: bool) -> JobStopRequestSpec {
-        JobStopRequestSpec {
-            job_ids: ids.to_vec(),
-            job_selector: None,
-            trigger_savepoint: false,
-            connection_ref: None,
-            confirm: Some(ConfirmSpec {
-                enabled: confirm,
-                timeout_seconds: 60,
-            }),
-            nonce: None,
-            ttl_seconds_after_finished: None,
-            delivery_deadline_seconds: None,
-        }
-    }
+    use crate::controller::fixtures::{spec_confirming as spec, time};
 
     /// DLI's answer with one element per job when every job has a verdict, or elements that
     /// cannot be attributed (none) when some have none, mapped as the client maps them.
