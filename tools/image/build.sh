@@ -22,7 +22,8 @@ binary=${1:?usage: tools/image/build.sh BINARY [OUT_DIR]}
 out=${2:-$repo/target/image}
 cache_root=${DLI_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dli-stop-operator/image}
 # Libraries the binary links against come at the versions installed here, which it was
-# linked with; data (certificates, time zones) at the release's newest.
+# linked with (or the release's newest once the mirror dropped those); data (certificates,
+# time zones) at the release's newest.
 linked_packages=(libc6 libgcc-s1)
 data_packages=(ca-certificates tzdata)
 
@@ -39,8 +40,39 @@ fi
 installed_version() {
   dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
 }
+
+# A private package index in the cache, so the build needs no `apt-get update` of the machine
+# and never changes its apt state; refreshed once per run when it is missing or when a wanted
+# version is no longer on the mirror.
+apt_state="$cache_root/apt"
+apt_options=(-o "Dir::State::Lists=$apt_state/lists" -o "Dir::Cache=$apt_state/cache")
+index_refreshed=""
+refresh_index() {
+  [[ -z "$index_refreshed" ]] || return 1
+  mkdir -p "$apt_state/lists/partial" "$apt_state/cache/archives/partial"
+  apt-get "${apt_options[@]}" -qq update >&2 || { echo "image/build.sh: cannot read the Debian mirror's package index" >&2; exit 1; }
+  index_refreshed=yes
+}
+[[ -n "$(ls "$apt_state/lists" 2>/dev/null | grep -v '^partial$\|^lock$')" ]] || refresh_index
 candidate_version() {
-  apt-cache policy "$1" | sed -n 's/^ *Candidate: //p'
+  apt-cache "${apt_options[@]}" policy "$1" | sed -n 's/^ *Candidate: //p'
+}
+
+# Downloads `package=version` into the cache; fails quietly when the mirror lacks it.
+fetch() {
+  local package=$1 version=$2 scratch
+  echo "fetching $package $version" >&2
+  # apt-get download writes into the current directory; a scratch one keeps a cut-off
+  # download from looking cached.
+  scratch=$(mktemp -d "$debs/.fetch.XXXXXX")
+  (cd "$scratch" && apt-get "${apt_options[@]}" download -q "$package=$version" 2>&1 | grep -v "^W: Download is performed unsandboxed" >&2 || true)
+  mv -f "$scratch"/*.deb "$debs/" 2>/dev/null || { rm -rf "$scratch"; return 1; }
+  rm -rf "$scratch"
+}
+
+cached_deb() {
+  local found=("$debs/${1}_${2//:/%3a}_"*.deb)
+  [[ -f "${found[0]}" ]] && echo "${found[0]}"
 }
 
 # The runtime packages, fetched once from the Debian mirror apt is configured with.
@@ -54,22 +86,17 @@ for package in "${linked_packages[@]}" "${data_packages[@]}"; do
     version=$(installed_version "$package")
   fi
   [[ -n "$version" ]] || version=$(candidate_version "$package")
-  if [[ -z "$version" || "$version" == "(none)" ]]; then
-    echo "image/build.sh: apt knows no version of $package (run apt-get update)" >&2
-    exit 1
+  if ! deb=$(cached_deb "$package" "$version") && ! { fetch "$package" "$version" && deb=$(cached_deb "$package" "$version"); }; then
+    # The mirror moved on: refresh the index and take the release's newest. glibc and libgcc
+    # keep their old symbols, so a binary linked against the installed one runs on it.
+    refresh_index || true
+    version=$(candidate_version "$package")
+    if [[ -z "$version" || "$version" == "(none)" ]] || ! { deb=$(cached_deb "$package" "$version") || { fetch "$package" "$version" && deb=$(cached_deb "$package" "$version"); }; }; then
+      echo "image/build.sh: cannot fetch $package from the Debian mirror" >&2
+      exit 1
+    fi
   fi
-  found=("$debs/${package}_${version//:/%3a}_"*.deb)
-  if [[ ! -f "${found[0]}" ]]; then
-    echo "fetching $package $version" >&2
-    # apt-get download writes into the current directory; a scratch one keeps a cut-off
-    # download from looking cached.
-    scratch=$(mktemp -d "$debs/.fetch.XXXXXX")
-    (cd "$scratch" && apt-get download -q "$package=$version" 2>&1 | grep -v "^W: Download is performed unsandboxed" >&2 || true)
-    mv -f "$scratch"/*.deb "$debs/" 2>/dev/null || { rm -rf "$scratch"; echo "image/build.sh: cannot fetch $package $version" >&2; exit 1; }
-    rm -rf "$scratch"
-    found=("$debs/${package}_${version//:/%3a}_"*.deb)
-  fi
-  deb_files+=("${found[0]}")
+  deb_files+=("$deb")
   package_versions+=("$package $version")
 done
 
