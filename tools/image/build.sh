@@ -45,7 +45,8 @@ installed_version() {
 # and never changes its apt state; refreshed once per run when it is missing or when a wanted
 # version is no longer on the mirror.
 apt_state="$cache_root/apt"
-apt_options=(-o "Dir::State::Lists=$apt_state/lists" -o "Dir::Cache=$apt_state/cache")
+# The cache belongs to whoever runs the build, so apt's download sandbox user could not write it.
+apt_options=(-o "Dir::State::Lists=$apt_state/lists" -o "Dir::Cache=$apt_state/cache" -o "APT::Sandbox::User=$(id -un)")
 index_refreshed=""
 refresh_index() {
   [[ -z "$index_refreshed" ]] || return 1
@@ -65,7 +66,7 @@ fetch() {
   # apt-get download writes into the current directory; a scratch one keeps a cut-off
   # download from looking cached.
   scratch=$(mktemp -d "$debs/.fetch.XXXXXX")
-  (cd "$scratch" && apt-get "${apt_options[@]}" download -q "$package=$version" 2>&1 | grep -v "^W: Download is performed unsandboxed" >&2 || true)
+  (cd "$scratch" && apt-get "${apt_options[@]}" download -q "$package=$version" >&2 || true)
   mv -f "$scratch"/*.deb "$debs/" 2>/dev/null || { rm -rf "$scratch"; return 1; }
   rm -rf "$scratch"
 }
