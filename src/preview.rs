@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::api::conditions::reason;
 use crate::api::{JobStopRequest, SkippedJob};
+use crate::controller::job_scope::{self, JobScope};
 use crate::controller::selected;
 use crate::dli::connection::Connection;
 use crate::dli::{ClientOptions, DliClient};
@@ -23,9 +24,9 @@ pub struct PreviewArgs {
     /// The JobStopRequest manifest (YAML or JSON).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: PathBuf,
-    /// The request's namespace when its manifest names none.
-    #[arg(short = 'n', long, default_value = "default")]
-    pub namespace: String,
+    /// The request's namespace when its manifest names none [default: the kubeconfig's].
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
     /// The operator's namespace, where its default connection Secret lives.
     #[arg(long, env = "POD_NAMESPACE", default_value = "dli-stop-operator")]
     pub operator_namespace: String,
@@ -72,9 +73,11 @@ impl std::fmt::Display for ConnectionSource {
     }
 }
 
-/// The connection the operator would use for `request`.
+/// The connection the operator would use for `request`, which lives in `namespace` unless its
+/// manifest names one.
 pub fn connection_source(
     request: &JobStopRequest,
+    namespace: &str,
     args: &PreviewArgs,
     env_endpoint_set: bool,
 ) -> ConnectionSource {
@@ -84,7 +87,7 @@ pub fn connection_source(
                 .metadata
                 .namespace
                 .clone()
-                .unwrap_or_else(|| args.namespace.clone()),
+                .unwrap_or_else(|| namespace.to_string()),
             name: reference.name.clone(),
         },
         None if env_endpoint_set => ConnectionSource::Env,
@@ -117,9 +120,11 @@ pub struct PreviewJob {
     pub name: Option<String>,
 }
 
-/// The report for a selection, with the outcome the operator would record for it.
-pub fn report(selection: &Selection) -> PreviewReport {
+/// The report for a selection through a connection limited to `scope`, with the outcome the
+/// operator would record for it.
+pub fn report(selection: &Selection, scope: &JobScope) -> PreviewReport {
     let forced = selected::forced_verdict(selection);
+    let outside = scope.outside(&selection.job_ids());
     let too_many = selection.too_many();
     PreviewReport {
         stop: if too_many {
@@ -138,7 +143,8 @@ pub fn report(selection: &Selection) -> PreviewReport {
         unmatched_names: selection.unmatched_names.clone(),
         refused: forced
             .filter(|verdict| verdict.reason != reason::NOTHING_TO_STOP)
-            .map(|verdict| verdict.message),
+            .map(|verdict| verdict.message)
+            .or_else(|| (!outside.is_empty()).then(|| job_scope::refusal_message(&outside))),
     }
 }
 
@@ -195,9 +201,18 @@ async fn preview(args: &PreviewArgs) -> Result<PreviewReport, PreviewError> {
             refused: None,
         });
     };
-    let source = connection_source(&request, args, std::env::var_os("DLI_ENDPOINT").is_some());
+    let namespace = match &args.namespace {
+        Some(namespace) => namespace.clone(),
+        None => kubeconfig_namespace().await,
+    };
+    let source = connection_source(
+        &request,
+        &namespace,
+        args,
+        std::env::var_os("DLI_ENDPOINT").is_some(),
+    );
     eprintln!("connection: {source}");
-    let connection = load(&source).await?;
+    let (connection, scope) = load(&source).await?;
     let dli = DliClient::new(connection, ClientOptions::default()).map_err(|error| {
         PreviewError::Connection {
             source_name: source.to_string(),
@@ -207,16 +222,25 @@ async fn preview(args: &PreviewArgs) -> Result<PreviewReport, PreviewError> {
     let selection = selection::resolve(&dli, selector)
         .await
         .map_err(PreviewError::List)?;
-    Ok(report(&selection))
+    Ok(report(&selection, &scope))
 }
 
-async fn load(source: &ConnectionSource) -> Result<Connection, PreviewError> {
+/// The current context's namespace, as kubectl takes it; `default` without a kubeconfig.
+async fn kubeconfig_namespace() -> String {
+    kube::Config::infer()
+        .await
+        .map_or_else(|_| "default".to_string(), |config| config.default_namespace)
+}
+
+/// The connection and the jobs it may stop.
+async fn load(source: &ConnectionSource) -> Result<(Connection, JobScope), PreviewError> {
     let unusable = |reason: String| PreviewError::Connection {
         source_name: source.to_string(),
         reason,
     };
     match source {
         ConnectionSource::Env => Connection::from_env(|name| std::env::var(name).ok())
+            .map(|connection| (connection, JobScope::Unrestricted))
             .map_err(|e| unusable(e.to_string())),
         ConnectionSource::Secret { namespace, name } => {
             let secret_name = format!("{namespace}/{name}");
@@ -233,8 +257,12 @@ async fn load(source: &ConnectionSource) -> Result<Connection, PreviewError> {
                 .await
                 .map_err(|error| kubernetes(error.to_string()))?
                 .ok_or_else(|| PreviewError::MissingSecret(secret_name.clone()))?;
-            Connection::from_secret_data(&secret.data.unwrap_or_default())
-                .map_err(|error| unusable(error.to_string()))
+            let data = secret.data.unwrap_or_default();
+            let connection =
+                Connection::from_secret_data(&data).map_err(|error| unusable(error.to_string()))?;
+            let scope =
+                JobScope::from_secret_data(&data).map_err(|error| unusable(error.to_string()))?;
+            Ok((connection, scope))
         }
     }
 }
@@ -286,7 +314,7 @@ mod tests {
     fn args() -> PreviewArgs {
         PreviewArgs {
             file: PathBuf::from("request.yaml"),
-            namespace: "team-a".into(),
+            namespace: None,
             operator_namespace: "ops".into(),
             default_connection_secret: "dli-connection".into(),
             json: false,
@@ -303,7 +331,7 @@ mod tests {
             "apiVersion: dli.stop-operator.io/v1alpha1\nkind: JobStopRequest\nmetadata: {name: r}\nspec:\n  jobSelector: {queueName: q}\n  connectionRef: {name: dli-prod}\n",
         );
         assert_eq!(
-            connection_source(&with_ref, &args(), true),
+            connection_source(&with_ref, "team-a", &args(), true),
             ConnectionSource::Secret {
                 namespace: "team-a".into(),
                 name: "dli-prod".into()
@@ -313,11 +341,11 @@ mod tests {
             "apiVersion: dli.stop-operator.io/v1alpha1\nkind: JobStopRequest\nmetadata: {name: r, namespace: ns}\nspec:\n  jobSelector: {queueName: q}\n",
         );
         assert_eq!(
-            connection_source(&without, &args(), true),
+            connection_source(&without, "team-a", &args(), true),
             ConnectionSource::Env
         );
         assert_eq!(
-            connection_source(&without, &args(), false),
+            connection_source(&without, "team-a", &args(), false),
             ConnectionSource::Secret {
                 namespace: "ops".into(),
                 name: "dli-connection".into()
@@ -331,9 +359,15 @@ mod tests {
             unmatched_names: vec!["billing".into()],
             ..Selection::default()
         };
-        let refused = report(&unmatched).refused.expect("refused");
+        let refused = report(&unmatched, &JobScope::Unrestricted)
+            .refused
+            .expect("refused");
         assert!(refused.contains("`billing`"), "{refused}");
-        assert!(report(&Selection::default()).refused.is_none());
+        assert!(
+            report(&Selection::default(), &JobScope::Unrestricted)
+                .refused
+                .is_none()
+        );
         let one = Selection {
             stop: vec![Target {
                 job_id: 7,
@@ -341,8 +375,33 @@ mod tests {
             }],
             ..Selection::default()
         };
-        let rendered = render(&report(&one));
+        let rendered = render(&report(&one, &JobScope::Unrestricted));
         assert!(rendered.contains("Would stop 1 job(s)"), "{rendered}");
         assert!(rendered.contains("orders"), "{rendered}");
+    }
+
+    #[test]
+    fn jobs_outside_the_secrets_allowed_job_ids_are_refused_as_the_operator_refuses_them() {
+        let two = Selection {
+            stop: vec![
+                Target {
+                    job_id: 7,
+                    name: "orders".into(),
+                },
+                Target {
+                    job_id: 900,
+                    name: "billing".into(),
+                },
+            ],
+            ..Selection::default()
+        };
+        let scope = JobScope::Only(vec![1..=99]);
+        let refused = report(&two, &scope).refused.expect("refused");
+        assert_eq!(refused, job_scope::refusal_message(&[900]));
+        assert!(
+            report(&two, &JobScope::Only(vec![1..=999]))
+                .refused
+                .is_none()
+        );
     }
 }

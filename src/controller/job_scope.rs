@@ -47,6 +47,20 @@ pub enum ScopeError {
     Unsupported(String),
 }
 
+/// What a request is told when some of its jobs are outside its connection's scope.
+pub fn refusal_message(outside: &[i64]) -> String {
+    format!(
+        "the connection may not stop job(s) {}: they are outside its Secret's allowedJobIds; \
+         nothing was sent. Remove them from the request, or have the Secret's owner widen \
+         allowedJobIds and change spec.nonce",
+        outside
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 impl JobScope {
     /// The scope a connection Secret's `data` declares.
     pub fn from_secret_data(data: &BTreeMap<String, ByteString>) -> Result<JobScope, ScopeError> {

@@ -13,7 +13,7 @@ pub mod events;
 mod fixtures;
 mod guard;
 mod held_answers;
-mod job_scope;
+pub mod job_scope;
 pub mod plan;
 #[cfg(test)]
 mod played_api_server;

@@ -23,6 +23,7 @@ use super::dli_access::clients::{ConnectionProblem, RequestConnection};
 use super::error::Error;
 use super::events;
 use super::held_answers::HeldAnswer;
+use super::job_scope;
 use super::plan::{self, Situation, Step};
 use super::selected;
 use super::status::{self as transition, CallJob, JobObservation, JobVerdict, NotDeliveredReason};
@@ -712,16 +713,7 @@ async fn refuse_jobs_outside_scope(
     jobs: &[CallJob],
     outside: &[i64],
 ) -> Result<Action, Error> {
-    let message = format!(
-        "the connection may not stop job(s) {}: they are outside its Secret's allowedJobIds; \
-         nothing was sent. Remove them from the request, or have the Secret's owner widen \
-         allowedJobIds and change spec.nonce",
-        outside
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let message = job_scope::refusal_message(outside);
     warn!(outside = ?outside, "jobs outside the connection's allowedJobIds; refused without a call");
     let old = request.status.clone().unwrap_or_default();
     let next = transition::jobs_not_allowed(&old, jobs, generation, outside, &message, &now());
