@@ -4,23 +4,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::status::{Verdict, apply_verdict, summarize};
+use super::status::{Verdict, apply_verdict, listed_skipped, summarize};
 use crate::api::conditions::reason;
-use crate::api::{JobStopRequestStatus, MAX_JOB_IDS, Phase, SkippedJob};
+use crate::api::{JobStopRequestStatus, MAX_JOB_IDS, Phase};
 use crate::selection::Selection;
-
-/// Most skipped jobs listed in the status; the condition message gives the full count.
-pub const MAX_SKIPPED_LISTED: usize = 50;
-
-/// The skipped jobs a status lists.
-pub fn listed_skipped(selection: &Selection) -> Vec<SkippedJob> {
-    selection
-        .skipped
-        .iter()
-        .take(MAX_SKIPPED_LISTED)
-        .cloned()
-        .collect()
-}
 
 /// The verdict a selection forces before any claim, or `None` when there are jobs to stop.
 /// Names that match no job at all come first: the request names something that is not there,
@@ -107,8 +94,10 @@ fn skipped_note(selection: &Selection) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SkippedJob;
     use crate::api::conditions::{self, READY, STALLED};
     use crate::controller::fixtures::time;
+    use crate::controller::status::MAX_SKIPPED_LISTED;
     use crate::selection::Target;
 
     fn skipped(id: i64) -> SkippedJob {

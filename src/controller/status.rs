@@ -10,7 +10,7 @@ use crate::api::conditions::{
 };
 use crate::api::{
     JobResult, JobStopRequestSpec, JobStopRequestStatus, Phase, RequestError, ResponseElement,
-    Submission, SubmissionState, Summary,
+    SkippedJob, Submission, SubmissionState, Summary,
 };
 use crate::dli::{
     AnswerElement, JobStateClass, JobStatus, StopAnswer, job_state_class, map_answer,
@@ -418,13 +418,26 @@ fn retry_reason(previous: &str) -> &'static str {
     }
 }
 
+/// Most skipped jobs listed in the status; the condition message gives the full count.
+pub const MAX_SKIPPED_LISTED: usize = 50;
+
+/// The skipped jobs a status lists.
+pub fn listed_skipped(selection: &Selection) -> Vec<SkippedJob> {
+    selection
+        .skipped
+        .iter()
+        .take(MAX_SKIPPED_LISTED)
+        .cloned()
+        .collect()
+}
+
 /// The jobs `selection` resolved to, as pending results with their names, and what it skipped.
 fn record_selection(status: &mut JobStopRequestStatus, selection: &Selection) {
     status.results = selected_jobs(selection)
         .iter()
         .map(CallJob::result)
         .collect();
-    status.skipped = super::selected::listed_skipped(selection);
+    status.skipped = listed_skipped(selection);
     status.unmatched_names = selection.unmatched_names.clone();
     status.summary = Some(summarize(&status.results, true, false));
 }
