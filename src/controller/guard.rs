@@ -57,7 +57,7 @@ impl Unreadable {
 /// A request as the watch delivers it: read, or the reason it cannot be and its metadata.
 ///
 /// kube's own `DeserializeGuard` buffers every object as a generic value tree, copies that
-/// tree and reads the request from the copy; on a backlog that was a fifth of the operator's
+/// tree and reads the request from the copy; on a backlog that was a sixth of the operator's
 /// CPU. This guard keeps the object's JSON text as it came and reads the request straight from
 /// it, reading the text a second time only for an object that failed. It reads only from
 /// serde_json's own reader, which is what kube parses lists and watch lines with; the API server
