@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` events to stderr as human text or one JSON object per line.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// What `RUST_LOG` falls back to: our own events at info, kube's chatty internals only when they matter.
@@ -26,8 +28,14 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     // An error here only means a subscriber is already installed, which is the documented no-op.
     let _already_installed = match format {
+        // Colours only for a terminal: in a pod's log or a file the escape codes are noise,
+        // and formatting them costs CPU on every line.
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

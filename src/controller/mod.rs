@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
@@ -41,7 +40,7 @@ pub use dli_access::DefaultConnection;
 pub use error::Error;
 use error_streaks::ErrorStreaks;
 use events::{Announcer, Transition};
-use guard::{InvalidRequests, Unreadable};
+use guard::{Guarded, InvalidRequests, Unreadable};
 use held_answers::HeldAnswers;
 use plan::TryBounds;
 pub use tenancy::Tenancy;
@@ -198,7 +197,7 @@ pub async fn run(
 ) {
     // Guarded, so one object that does not deserialize is skipped instead of failing every
     // list and watch of the kind.
-    let api: Api<DeserializeGuard<JobStopRequest>> = match namespace {
+    let api: Api<Guarded> = match namespace {
         Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
         None => Api::all(ctx.client.clone()),
     };

@@ -756,7 +756,10 @@ async fn write_status(
         .replace_status(&request.name_any(), &PostParams::default(), &object)
         .await
     {
-        Ok(written) => {
+        Ok(mut written) => {
+            // Like the cached copies: the next write of this request clones it, and the field
+            // list it would carry is never read.
+            written.metadata.managed_fields = None;
             if let Some(status) = written.status.as_ref() {
                 for (result, count) in
                     transition::newly_finished_jobs(request.status.as_ref(), status, &request.spec)
