@@ -26,25 +26,10 @@ async fn apply(cp: &ControlPlane, args: &[&str]) -> String {
     stderr
 }
 
-/// `kubectl auth can-i` as the operator's ServiceAccount.
-async fn operator_can(cp: &ControlPlane, args: &[&str]) -> bool {
-    let mut full = vec!["auth", "can-i", "--as", OPERATOR];
-    full.extend_from_slice(args);
-    let output = kubectl(cp, &full).await;
-    match String::from_utf8_lossy(&output.stdout).trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!(
-            "kubectl {full:?}: {other} {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
-}
-
 async fn assert_operator_can(cp: &ControlPlane, cases: &[(&[&str], bool)]) {
     let mut wrong = Vec::new();
     for (args, expected) in cases {
-        if operator_can(cp, args).await != *expected {
+        if cp.can_i(OPERATOR, &[], args).await != *expected {
             wrong.push(format!("{args:?} should be {expected}"));
         }
     }

@@ -4,40 +4,12 @@
 //! every test first shows that an unguarded client does reach it, so a count of zero means
 //! something. Only loopback is ever dialled.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dli_stop_dev::counting_listener::CountingListener;
 use dli_stop_operator::dli::connection::{Auth, Connection, SecretValue};
 use dli_stop_operator::dli::{ClientBuildError, ClientOptions, DliClient, DliError};
 use dli_stop_operator::egress::{EndpointPolicy, SpecialRange};
-use tokio::net::TcpListener;
-
-/// A listener on 127.0.0.1 that accepts, counts and hangs up.
-struct CountingListener {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl CountingListener {
-    async fn start() -> CountingListener {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                drop(socket);
-            }
-        });
-        CountingListener { port, accepted }
-    }
-
-    fn count(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
 
 fn connection(endpoint: String, auth: Auth) -> Connection {
     Connection {

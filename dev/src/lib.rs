@@ -3,6 +3,7 @@
 //! binary `dli-demo`) and the benchmark and chaos harnesses (`harness`, binaries `dli-bench`
 //! and `dli-chaos`), which run the operator's release binary as it ships.
 
+pub mod counting_listener;
 pub mod harness;
 pub mod sim;
 pub mod testenv;

@@ -7,10 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dli_stop_dev::counting_listener::CountingListener;
 use dli_stop_dev::sim::{DliSim, SimConfig};
 use dli_stop_dev::testenv::{ControlPlane, cache_dir};
 use dli_stop_operator::api::{JobStopRequest, Phase, conditions};
@@ -126,28 +125,6 @@ async fn kubectl_with(
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
-/// `kubectl auth can-i` as `user` in `groups` (through the admin's impersonation).
-async fn can_i(cp: &ControlPlane, user: &str, groups: &[&str], args: &[&str]) -> bool {
-    let mut full = vec!["auth".to_string(), "can-i".into(), format!("--as={user}")];
-    full.extend(groups.iter().map(|g| format!("--as-group={g}")));
-    full.extend(args.iter().map(|a| a.to_string()));
-    let full: Vec<&str> = full.iter().map(String::as_str).collect();
-    let output = cp
-        .kubectl()
-        .args(&full)
-        .output()
-        .await
-        .expect("kubectl runs");
-    match String::from_utf8_lossy(&output.stdout).trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!(
-            "kubectl {full:?}: {other} {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
     }
 }
 
@@ -369,17 +346,11 @@ async fn a_team_stops_its_own_jobs_through_its_own_secret_and_nothing_else() {
         "alice reads another namespace's Secret"
     );
     assert!(
-        can_i(
-            cp,
-            OPERATOR,
-            &OPERATOR_GROUPS,
-            &["get", "secrets", "-n", &team]
-        )
-        .await
+        cp.can_i(OPERATOR, &OPERATOR_GROUPS, &["get", "secrets", "-n", &team])
+            .await
     );
     assert!(
-        !can_i(
-            cp,
+        !cp.can_i(
             OPERATOR,
             &OPERATOR_GROUPS,
             &["get", "secrets", "-n", &other]
@@ -387,8 +358,7 @@ async fn a_team_stops_its_own_jobs_through_its_own_secret_and_nothing_else() {
         .await
     );
     assert!(
-        !can_i(
-            cp,
+        !cp.can_i(
             OPERATOR,
             &OPERATOR_GROUPS,
             &["list", "secrets", "-n", &team]
@@ -455,34 +425,6 @@ fn start_aggregator(cp: &ControlPlane) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .expect("the aggregator starts")
-}
-
-/// Counts the connections a listener on 127.0.0.1 accepts.
-struct CountingListener {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-}
-
-impl CountingListener {
-    async fn start() -> CountingListener {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                drop(socket);
-            }
-        });
-        CountingListener { port, accepted }
-    }
-
-    fn count(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
 }
 
 #[tokio::test]
@@ -655,12 +597,12 @@ async fn the_shipped_user_roles_grant_what_teams_need_and_nothing_more() {
     for (user, args, expected) in cases {
         let mut in_team = args.to_vec();
         in_team.extend(["-n", team.as_str()]);
-        if can_i(cp, user, &[], &in_team).await != *expected {
+        if cp.can_i(user, &[], &in_team).await != *expected {
             wrong.push(format!("{user} {args:?} should be {expected}"));
         }
         let mut outside = args.to_vec();
         outside.extend(["-n", elsewhere.as_str()]);
-        if can_i(cp, user, &[], &outside).await {
+        if cp.can_i(user, &[], &outside).await {
             wrong.push(format!("{user} {args:?} is allowed outside the namespace"));
         }
     }
@@ -686,7 +628,7 @@ async fn the_shipped_user_roles_grant_what_teams_need_and_nothing_more() {
         .expect("rolebinding");
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !can_i(cp, "member", &[], &["create", JSR, "-n", &team]).await {
+    while !cp.can_i("member", &[], &["create", JSR, "-n", &team]).await {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the built-in edit role never gained JobStopRequests"
@@ -709,7 +651,7 @@ async fn the_shipped_user_roles_grant_what_teams_need_and_nothing_more() {
     for (user, args, expected) in builtin {
         let mut in_team = args.to_vec();
         in_team.extend(["-n", team.as_str()]);
-        if can_i(cp, user, &[], &in_team).await != *expected {
+        if cp.can_i(user, &[], &in_team).await != *expected {
             wrong.push(format!(
                 "{user} (built-in role) {args:?} should be {expected}"
             ));

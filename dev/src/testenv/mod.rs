@@ -158,6 +158,28 @@ impl ControlPlane {
         command
     }
 
+    /// `kubectl auth can-i` as `user` in `groups`: whether RBAC allows `args` (verb, resource,
+    /// flags). Panics on any answer but yes or no, so a broken query never reads as "no".
+    pub async fn can_i(&self, user: &str, groups: &[&str], args: &[&str]) -> bool {
+        let mut full = vec!["auth".to_string(), "can-i".into(), format!("--as={user}")];
+        full.extend(groups.iter().map(|group| format!("--as-group={group}")));
+        full.extend(args.iter().map(|arg| (*arg).to_string()));
+        let output = self
+            .kubectl()
+            .args(&full)
+            .output()
+            .await
+            .expect("kubectl runs");
+        match String::from_utf8_lossy(&output.stdout).trim() {
+            "yes" => true,
+            "no" => false,
+            other => panic!(
+                "kubectl {full:?}: {other} {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
     /// Runs kubectl as admin with `args` and returns its stdout; a non-zero exit is an error
     /// carrying stderr (which is where the API server's refusals end up).
     pub async fn run_kubectl(&self, args: &[&str]) -> Result<String, TestEnvError> {
