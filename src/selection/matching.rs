@@ -37,8 +37,9 @@ impl Selection {
 }
 
 /// Whether a stop applies to a job in `status`: the job runs, is starting or idle, or its last
-/// stop failed (it is still alive). These are the states DLI accepts a stop in; a job already
-/// stopping or stopped, never started or finished is skipped.
+/// stop failed (it is still alive). DLI documents the states but not which accept a stop, so
+/// this is the operator's rule: a job already stopping or stopped, never started or finished
+/// is skipped.
 pub fn stoppable(status: &JobStatus) -> bool {
     matches!(
         status,
